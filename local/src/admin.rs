@@ -1,0 +1,211 @@
+//! Admin operations for bootstrapping a deployment (against either backend): spaces, users,
+//! memberships, API keys, teams, connectors. Each prints the created object as JSON.
+
+use anyhow::{Context, bail};
+use chrono::{Duration, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use shared::domain::model::{AirflowApiVersion, Connector, ConnectorAuth, Provider, Role, SecretRef};
+use shared::repo::Repository;
+use shared::store::dynamo::DynamoTable;
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the DynamoDB table with its index (DynamoDB backend only; idempotent).
+    CreateTable,
+    /// Create a space.
+    CreateSpace {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a user.
+    CreateUser {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Add a user to a space, or change their role.
+    SetMember {
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        user: Uuid,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Issue an API key for a user (the key is printed once and never stored).
+    CreateKey {
+        #[arg(long)]
+        user: Uuid,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Days until the key expires (no expiry when omitted).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke an API key by its id.
+    RevokeKey {
+        #[arg(long)]
+        key_id: Uuid,
+    },
+    /// Create a team in a space.
+    CreateTeam {
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Register an Airflow connector in a space.
+    CreateConnector(ConnectorArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Editor => Role::Editor,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ApiVersionArg {
+    /// Airflow 2 (`/api/v1`, basic auth).
+    V1,
+    /// Airflow 3 (`/api/v2`, JWT).
+    V2,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectorArgs {
+    #[arg(long)]
+    space: String,
+    #[arg(long)]
+    name: String,
+    /// Airflow's base URL, e.g. https://airflow.example.com
+    #[arg(long)]
+    base_url: String,
+    #[arg(long, value_enum, default_value = "v2")]
+    api_version: ApiVersionArg,
+    /// The user who creates (and may edit) the connector.
+    #[arg(long)]
+    created_by: Uuid,
+    /// Airflow username (with a password reference below).
+    #[arg(long)]
+    username: Option<String>,
+    /// Environment variable holding the password (local use).
+    #[arg(long)]
+    password_env: Option<String>,
+    /// Secrets Manager ARN holding the password (production).
+    #[arg(long)]
+    password_secret_arn: Option<String>,
+    /// Environment variable holding a static bearer token.
+    #[arg(long)]
+    token_env: Option<String>,
+    /// Secrets Manager ARN holding a static bearer token.
+    #[arg(long)]
+    token_secret_arn: Option<String>,
+}
+
+impl ConnectorArgs {
+    fn auth(&self) -> anyhow::Result<ConnectorAuth> {
+        let password = match (&self.password_env, &self.password_secret_arn) {
+            (Some(env), None) => Some(SecretRef::Env(env.clone())),
+            (None, Some(arn)) => Some(SecretRef::SecretsManager(arn.clone())),
+            (None, None) => None,
+            _ => bail!("give either --password-env or --password-secret-arn, not both"),
+        };
+        let token = match (&self.token_env, &self.token_secret_arn) {
+            (Some(env), None) => Some(SecretRef::Env(env.clone())),
+            (None, Some(arn)) => Some(SecretRef::SecretsManager(arn.clone())),
+            (None, None) => None,
+            _ => bail!("give either --token-env or --token-secret-arn, not both"),
+        };
+        match (&self.username, password, token) {
+            (Some(username), Some(password), None) => Ok(ConnectorAuth::Password {
+                username: username.clone(),
+                password,
+            }),
+            (None, None, Some(token)) => Ok(ConnectorAuth::Token { token }),
+            _ => bail!(
+                "a connector needs either --username with a password reference, or a token reference"
+            ),
+        }
+    }
+}
+
+/// Runs one admin command and returns what it created, as JSON.
+pub async fn run(repo: &Repository, dynamo: Option<&DynamoTable>, command: AdminCommand) -> anyhow::Result<Value> {
+    let now = Utc::now();
+    Ok(match command {
+        AdminCommand::CreateTable => {
+            let table = dynamo.context("create-table needs the DynamoDB backend (set DYNAMODB_TABLE)")?;
+            table.create_table().await?;
+            json!({ "table": table.table_name(), "status": "ready" })
+        }
+        AdminCommand::CreateSpace { slug, name } => json!(repo.create_space(&slug, &name, now).await?),
+        AdminCommand::CreateUser { name, email } => {
+            json!(repo.create_user(&name, email.as_deref(), now).await?)
+        }
+        AdminCommand::SetMember { space, user, role } => {
+            json!(repo.set_membership(&space, user, role.into(), now).await?)
+        }
+        AdminCommand::CreateKey { user, name, expires_in_days } => {
+            let expires_at = expires_in_days.map(|days| now + Duration::days(i64::from(days)));
+            let created = repo.create_api_key(user, &name, expires_at, None, now).await?;
+            json!({
+                "id": created.record.id,
+                "user_id": created.record.user_id,
+                "name": created.record.name,
+                "prefix": created.record.display_prefix,
+                "expires_at": created.record.expires_at,
+                "key": created.secret,
+                "note": "store this key now: it is shown only once",
+            })
+        }
+        AdminCommand::RevokeKey { key_id } => {
+            let revoked = repo.revoke_api_key(key_id, now).await?;
+            json!({ "id": revoked.id, "prefix": revoked.display_prefix, "revoked_at": revoked.revoked_at })
+        }
+        AdminCommand::CreateTeam { space, name } => {
+            let space = repo.get_space(&space).await?.context("no such space")?;
+            json!(repo.create_team(space.id, &name, now).await?)
+        }
+        AdminCommand::CreateConnector(args) => {
+            let space = repo.get_space(&args.space).await?.context("no such space")?;
+            let base_url = args.base_url.trim_end_matches('/').to_string();
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                bail!("--base-url must be an http(s) URL");
+            }
+            let connector = Connector {
+                id: Uuid::new_v4(),
+                space_id: space.id,
+                name: args.name.clone(),
+                provider: Provider::Airflow,
+                base_url,
+                api_version: match args.api_version {
+                    ApiVersionArg::V1 => AirflowApiVersion::V1,
+                    ApiVersionArg::V2 => AirflowApiVersion::V2,
+                },
+                auth: args.auth()?,
+                created_by: args.created_by,
+                editors: Vec::new(),
+                created_at: now,
+            };
+            repo.put_connector(&connector).await?;
+            json!(connector)
+        }
+    })
+}

@@ -1,0 +1,107 @@
+//! `orchestration`: the local server (`serve`, optionally with demo data) and admin commands.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use local::admin::{self, AdminCommand};
+use shared::config::StoreConfig;
+use shared::demo;
+use shared::http::AppState;
+use shared::repo::Repository;
+use shared::store::dynamo::DynamoTable;
+
+#[derive(Debug, Parser)]
+#[command(name = "orchestration", about = "Orchestration API: local server and admin tooling")]
+struct Cli {
+    /// Folder of the embedded store (ignored when DYNAMODB_TABLE selects DynamoDB).
+    #[arg(long, global = true, env = "ORCHESTRATION_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the whole API (every endpoint group) in one process.
+    Serve {
+        /// Load the demo space first (once per store) and print a demo API key.
+        #[arg(long)]
+        demo: bool,
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+        /// Address to bind; loopback unless you mean to expose it.
+        #[arg(long, env = "HOST", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        host: IpAddr,
+    },
+    /// Load the demo space (once per store) and print a demo API key.
+    Demo,
+    /// Bootstrap spaces, users, memberships, keys, teams and connectors.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match (StoreConfig::from_env(), cli.data_dir) {
+        (StoreConfig::Embedded { .. }, Some(data_dir)) => StoreConfig::Embedded { data_dir },
+        (config, _) => config,
+    };
+    let dynamo = match &config {
+        StoreConfig::DynamoDb { table } => Some(DynamoTable::from_env(table.clone()).await),
+        StoreConfig::Embedded { .. } => None,
+    };
+    let table = match &dynamo {
+        Some(dynamo) => Arc::new(dynamo.clone()) as Arc<dyn shared::store::Table>,
+        None => config.open().await.context("cannot open the store")?,
+    };
+    let repo = Repository::new(table);
+    tracing::info!(store = %config.describe(), "store ready");
+
+    match cli.command {
+        Command::Serve { demo, port, host } => {
+            if demo {
+                load_demo(&repo).await?;
+            }
+            local::serve(AppState::new(repo), SocketAddr::new(host, port)).await?;
+        }
+        Command::Demo => load_demo(&repo).await?,
+        Command::Admin(command) => {
+            let output = admin::run(&repo, dynamo.as_ref(), command).await?;
+            println!("{}", serde_json::to_string_pretty(&output)?);
+        }
+    }
+    Ok(())
+}
+
+async fn load_demo(repo: &Repository) -> anyhow::Result<()> {
+    let key = std::env::var(demo::DEMO_KEY_ENV).ok().filter(|k| !k.is_empty());
+    let started = std::time::Instant::now();
+    let outcome = demo::load(repo, key, chrono::Utc::now())
+        .await
+        .context("loading the demo space failed")?;
+    if outcome.loaded {
+        tracing::info!(
+            pipelines = outcome.pipelines,
+            runs = outcome.runs,
+            task_runs = outcome.task_runs,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "demo space loaded"
+        );
+    } else {
+        tracing::info!("demo space already present (delete the data folder to regenerate it)");
+    }
+    println!("Demo space: {}", demo::DEMO_SLUG);
+    println!("Demo API key (admin of space '{}'): {}", demo::DEMO_SLUG, outcome.api_key);
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The API's JSON response shapes (the contract in `docs/API.md`), built from domain records.
+//! Absent values are `null`, never missing keys.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::model::{
+    Criticality, Pipeline, PipelineStatus, Provider, Run, RunRef, RunStatus, TaskRun,
+};
+use crate::domain::summary::{RunSeries, WindowStats, window_start};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineView {
+    pub id: Uuid,
+    pub connector_id: Uuid,
+    pub provider: Provider,
+    pub dag_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub owners: Vec<String>,
+    pub tags: Vec<String>,
+    pub schedule: Option<String>,
+    pub is_paused: bool,
+    pub is_active: bool,
+    pub status: PipelineStatus,
+    pub team_id: Option<Uuid>,
+    pub criticality: Option<Criticality>,
+    pub watched: bool,
+    pub summary: SummaryView,
+    pub provider_metadata: Value,
+    pub synced_at: DateTime<Utc>,
+    pub updated_by: Option<Uuid>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryView {
+    /// The window, in days, the counts and durations cover.
+    pub days: u32,
+    pub runs_total: u64,
+    pub runs_succeeded: u64,
+    pub runs_failed: u64,
+    pub success_rate: Option<f64>,
+    pub duration_p50: Option<f64>,
+    pub duration_p95: Option<f64>,
+    pub duration_mean: Option<f64>,
+    pub last_run: Option<LastRunView>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// Statuses of the last 10 finished runs in the window, newest first.
+    pub recent_statuses: Vec<RunStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRunView {
+    pub id: Uuid,
+    pub status: RunStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl PipelineView {
+    pub fn new(
+        pipeline: Pipeline,
+        series: &RunSeries,
+        watched: bool,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let start = window_start(now, days);
+        let in_window = |run: &Option<RunRef>| run.clone().filter(|r| r.at >= start);
+        let WindowStats {
+            runs_total,
+            runs_succeeded,
+            runs_failed,
+            success_rate,
+            duration_p50,
+            duration_p95,
+            duration_mean,
+            recent_statuses,
+        } = series.window(now, days);
+        let summary = SummaryView {
+            days,
+            runs_total,
+            runs_succeeded,
+            runs_failed,
+            success_rate,
+            duration_p50,
+            duration_p95,
+            duration_mean,
+            last_run: in_window(&pipeline.latest_run).map(|r| LastRunView {
+                id: r.id,
+                status: r.status,
+                started_at: r.started_at,
+                ended_at: r.ended_at,
+            }),
+            last_success_at: in_window(&pipeline.last_success).and_then(|r| r.ended_at),
+            last_failure_at: in_window(&pipeline.last_failure).and_then(|r| r.ended_at),
+            recent_statuses,
+        };
+        let status = pipeline.status();
+        Self {
+            id: pipeline.id,
+            connector_id: pipeline.connector_id,
+            provider: pipeline.provider,
+            dag_id: pipeline.dag_id,
+            name: pipeline.name,
+            description: pipeline.description,
+            owners: pipeline.owners,
+            tags: pipeline.tags,
+            schedule: pipeline.schedule,
+            is_paused: pipeline.is_paused,
+            is_active: pipeline.is_active,
+            status,
+            team_id: pipeline.team_id,
+            criticality: pipeline.criticality,
+            watched,
+            summary,
+            provider_metadata: pipeline.provider_metadata,
+            synced_at: pipeline.synced_at,
+            updated_by: pipeline.governance_updated_by,
+            updated_at: pipeline.governance_updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: Uuid,
+    pub pipeline_id: Uuid,
+    pub dag_id: String,
+    pub dag_run_id: String,
+    pub status: RunStatus,
+    pub run_type: String,
+    pub logical_date: Option<DateTime<Utc>>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Seconds from start to end; null until the run has both.
+    pub duration: Option<f64>,
+    pub longer_than_usual: bool,
+    pub note: Option<String>,
+    pub provider_metadata: Value,
+    pub synced_at: DateTime<Utc>,
+}
+
+impl From<Run> for RunView {
+    fn from(run: Run) -> Self {
+        let duration = run.duration();
+        Self {
+            id: run.id,
+            pipeline_id: run.pipeline_id,
+            dag_id: run.dag_id,
+            dag_run_id: run.dag_run_id,
+            status: run.status,
+            run_type: run.run_type,
+            logical_date: run.logical_date,
+            queued_at: run.queued_at,
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            duration,
+            longer_than_usual: run.longer_than_usual,
+            note: run.note,
+            provider_metadata: run.provider_metadata,
+            synced_at: run.synced_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetailView {
+    #[serde(flatten)]
+    pub run: RunView,
+    /// Every try of every task instance, ordered by task id, map index, try number.
+    pub task_runs: Vec<TaskRunView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRunView {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub task_id: String,
+    pub display_name: String,
+    pub operator: Option<String>,
+    pub status: String,
+    pub try_number: u32,
+    pub map_index: i64,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration: Option<f64>,
+    pub longer_than_usual: bool,
+}
+
+impl From<TaskRun> for TaskRunView {
+    fn from(task_run: TaskRun) -> Self {
+        let duration = task_run.duration();
+        Self {
+            id: task_run.id,
+            run_id: task_run.run_id,
+            display_name: task_run.display_name.unwrap_or_else(|| task_run.task_id.clone()),
+            task_id: task_run.task_id,
+            operator: task_run.operator,
+            status: task_run.status,
+            try_number: task_run.try_number,
+            map_index: task_run.map_index,
+            started_at: task_run.started_at,
+            ended_at: task_run.ended_at,
+            duration,
+            longer_than_usual: task_run.longer_than_usual,
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Domain model and rules, independent of HTTP and of storage.
+
+pub mod ids;
+pub mod model;
+pub mod summary;

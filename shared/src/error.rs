@@ -1,0 +1,73 @@
+//! The one error type of the API. Domain and repository code return it; `http::error` maps it
+//! to a status code and the platform's body format in one place.
+
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// One entry of a 422 body: `{"loc": [...], "msg": "...", "type": "..."}` (the platform's
+/// FastAPI/Pydantic-compatible shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    pub fn new(loc: &[&str], msg: impl Into<String>, kind: &str) -> Self {
+        Self {
+            loc: loc.iter().map(|part| part.to_string()).collect(),
+            msg: msg.into(),
+            kind: kind.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Missing, malformed, unknown, revoked or expired credentials (401).
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A member without the needed role (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown object, or one outside the addressed space (404). Never says which.
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_seconds: u64 },
+    /// An upstream (Airflow) answered with an error: its status and message pass through.
+    #[error("upstream answered {status}: {detail}")]
+    Upstream { status: u16, detail: String },
+    #[error("upstream unreachable: {0}")]
+    BadGateway(String),
+    #[error("upstream timed out: {0}")]
+    GatewayTimeout(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or an inconsistency; details are logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn validation(loc: &[&str], msg: impl Into<String>, kind: &str) -> Self {
+        Error::Validation(vec![FieldError::new(loc, msg, kind)])
+    }
+
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        Error::Internal(context.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

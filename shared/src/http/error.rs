@@ -1,0 +1,70 @@
+//! The single place where errors become HTTP responses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+use crate::store::StoreError;
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Upstream { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Error::Validation(errors) => json!({ "detail": errors }),
+            Error::Upstream { detail, .. } => json!({ "detail": detail }),
+            Error::BadGateway(_) => json!({ "detail": "Airflow could not be reached" }),
+            Error::GatewayTimeout(_) => json!({ "detail": "Airflow did not answer in time" }),
+            Error::Store(StoreError::Unavailable(_)) => {
+                json!({ "detail": "The service is temporarily unavailable, retry shortly" })
+            }
+            Error::Store(_) | Error::Internal(_) => {
+                // Internals go to the log only.
+                tracing::error!(error = %self, "request failed");
+                json!({ "detail": "Internal server error" })
+            }
+            other => json!({ "detail": other.to_string() }),
+        };
+        if status.is_server_error() && !matches!(self, Error::Store(_) | Error::Internal(_)) {
+            tracing::warn!(error = %self, "upstream or availability error");
+        }
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Error::Unauthenticated(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::TooManyRequests { retry_after_seconds } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+            }
+            Error::Store(StoreError::Unavailable(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,62 @@
+//! HTTP plumbing shared by every function: state, the `Caller` extractor, parameter parsing,
+//! pagination headers, error mapping and the common router shell.
+
+mod auth;
+mod error;
+pub mod pagination;
+pub mod params;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use crate::repo::Repository;
+
+/// Prefix of every route of the contract.
+pub const API_PREFIX: &str = "/api/v1.0/spaces/{slug}/orchestration";
+
+/// Largest accepted request body (413 above it).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: Repository,
+}
+
+impl AppState {
+    pub fn new(repo: Repository) -> Self {
+        Self { repo }
+    }
+}
+
+/// Wraps a function's routes (paths relative to [`API_PREFIX`]) into a complete application:
+/// the prefix, platform-format 404/405 answers, the body limit and request tracing.
+pub fn app(routes: Router<AppState>, state: AppState) -> Router {
+    Router::new()
+        .nest(API_PREFIX, routes)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, axum::Json(json!({ "detail": "Not Found" })))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        axum::Json(json!({ "detail": "Method Not Allowed" })),
+    )
+}
+
+/// State for a Lambda function: DynamoDB (required) from the standard AWS environment.
+pub async fn lambda_state() -> Result<AppState, String> {
+    let config = crate::config::StoreConfig::dynamodb_from_env()?;
+    let table = config.open().await.map_err(|e| e.to_string())?;
+    Ok(AppState::new(Repository::new(table)))
+}

@@ -1,0 +1,262 @@
+//! Query-string and path parameter parsing with the platform's 422 error format.
+//!
+//! Every malformed value is reported (all of them at once, each with its `loc`), never ignored
+//! or replaced by a default. Unknown parameters are ignored, as the platform's other APIs do.
+
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, FieldError, Result};
+use crate::service::PageRequest;
+
+/// Longest accepted value of any query parameter (`q` included).
+pub const MAX_PARAM_LEN: usize = 200;
+
+/// Page-size defaults: "large" lists (pipelines, runs) and "standard" lists (comments).
+#[derive(Debug, Clone, Copy)]
+pub struct PageDefaults {
+    pub size: u32,
+    pub max: u32,
+}
+
+pub const LARGE_PAGES: PageDefaults = PageDefaults { size: 100, max: 1000 };
+pub const STANDARD_PAGES: PageDefaults = PageDefaults { size: 20, max: 100 };
+
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+    errors: Vec<FieldError>,
+}
+
+impl QueryParams {
+    pub fn parse(query: Option<&str>) -> Self {
+        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Self {
+            pairs,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
+        self.errors.push(FieldError::new(&["query", name], msg, kind));
+    }
+
+    /// The raw value of a parameter given at most once (422 when repeated or too long).
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let first = values.next()?;
+        if values.next().is_some() {
+            self.error(name, "Parameter may be given only once", "too_many_values");
+            return None;
+        }
+        if first.chars().count() > MAX_PARAM_LEN {
+            self.error(
+                name,
+                format!("String should have at most {MAX_PARAM_LEN} characters"),
+                "string_too_long",
+            );
+            return None;
+        }
+        Some(first)
+    }
+
+    /// A non-empty text value (an empty `q=` means no filter, like an absent one).
+    pub fn search(&mut self, name: &str) -> Option<String> {
+        self.text(name).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    pub fn uuid(&mut self, name: &str) -> Option<Uuid> {
+        let raw = self.text(name)?;
+        match Uuid::parse_str(raw.trim()) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                self.error(name, "Input should be a valid UUID", "uuid_parsing");
+                None
+            }
+        }
+    }
+
+    pub fn integer(&mut self, name: &str, min: i64, max: Option<i64>) -> Option<i64> {
+        let raw = self.text(name)?;
+        let Ok(value) = raw.trim().parse::<i64>() else {
+            self.error(
+                name,
+                "Input should be a valid integer, unable to parse string as an integer",
+                "int_parsing",
+            );
+            return None;
+        };
+        if value < min {
+            self.error(name, format!("Input should be greater than or equal to {min}"), "greater_than_equal");
+            return None;
+        }
+        if let Some(max) = max.filter(|max| value > *max) {
+            self.error(name, format!("Input should be less than or equal to {max}"), "less_than_equal");
+            return None;
+        }
+        Some(value)
+    }
+
+    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+        let raw = self.text(name)?;
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => {
+                self.error(name, "Input should be a valid boolean, unable to interpret input", "bool_parsing");
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of lower-case values.
+    pub fn choice<T: Copy>(&mut self, name: &str, allowed: &[(&str, T)]) -> Option<T> {
+        let raw = self.text(name)?;
+        if let Some((_, value)) = allowed.iter().find(|(label, _)| *label == raw) {
+            return Some(*value);
+        }
+        let labels: Vec<String> = allowed.iter().map(|(label, _)| format!("'{label}'")).collect();
+        let expected = match labels.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        self.error(name, format!("Input should be {expected}"), "enum");
+        None
+    }
+
+    /// An RFC 3339 date-time (an offset is required; `Z` or `+hh:mm`), or a plain date
+    /// (`2026-11-28`, meaning its first instant in UTC).
+    pub fn datetime(&mut self, name: &str) -> Option<DateTime<Utc>> {
+        let raw = self.text(name)?;
+        let raw = raw.trim();
+        if let Ok(at) = DateTime::parse_from_rfc3339(raw) {
+            return Some(at.with_timezone(&Utc));
+        }
+        if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            return date.and_hms_opt(0, 0, 0).map(|at| at.and_utc());
+        }
+        self.error(
+            name,
+            "Input should be a valid datetime in RFC 3339 format with a time zone (e.g. 2026-11-28T00:00:00Z) or a date (YYYY-MM-DD)",
+            "datetime_parsing",
+        );
+        None
+    }
+
+    /// `page` (from 1) and `size` (from 1; above the maximum it is capped, not rejected).
+    pub fn page(&mut self, defaults: PageDefaults) -> PageRequest {
+        let page = self.integer("page", 1, Some(i64::from(u32::MAX))).unwrap_or(1);
+        let size = self
+            .integer("size", 1, None)
+            .map_or(defaults.size, |size| size.min(i64::from(defaults.max)) as u32);
+        PageRequest {
+            page: page as u32,
+            size,
+        }
+    }
+
+    /// One of an enum's values, by its lower-case label.
+    pub fn choice_of<T: Copy>(&mut self, name: &str, all: &[T], label: fn(T) -> &'static str) -> Option<T> {
+        let allowed: Vec<(&str, T)> = all.iter().map(|value| (label(*value), *value)).collect();
+        self.choice(name, &allowed)
+    }
+
+    /// Adds a cross-parameter error found by the caller.
+    pub fn reject(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
+        self.error(name, msg, kind);
+    }
+
+    /// Ends parsing: 422 with every error found, if any.
+    pub fn finish(self) -> Result<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.errors))
+        }
+    }
+}
+
+/// The path parameters of a request, as an extractor whose failures are platform errors.
+pub struct PathParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Error::validation(&["path"], "Path parameters must be valid UTF-8", "value_error"))?;
+        Ok(Self(raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+}
+
+impl PathParams {
+    /// A UUID path parameter: 422 with the parameter's `loc` when malformed.
+    pub fn uuid(&self, name: &str) -> Result<Uuid> {
+        let raw = self
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| Error::internal(format!("route has no {{{name}}} segment")))?;
+        Uuid::parse_str(raw).map_err(|_| {
+            Error::validation(&["path", name], "Input should be a valid UUID", "uuid_parsing")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_every_error() {
+        let mut params = QueryParams::parse(Some("size=abc&days=0&team_id=nope&watched_only=maybe"));
+        let _ = params.page(LARGE_PAGES);
+        let _ = params.integer("days", 1, Some(90));
+        let _ = params.uuid("team_id");
+        let _ = params.boolean("watched_only");
+        let Err(Error::Validation(errors)) = params.finish() else {
+            panic!("expected validation errors");
+        };
+        let kinds: Vec<&str> = errors.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["int_parsing", "greater_than_equal", "uuid_parsing", "bool_parsing"]);
+        assert_eq!(errors[0].loc, ["query", "size"]);
+    }
+
+    #[test]
+    fn page_size_is_capped_not_rejected() {
+        let mut params = QueryParams::parse(Some("page=3&size=5000"));
+        let page = params.page(LARGE_PAGES);
+        assert!(params.finish().is_ok());
+        assert_eq!(page, PageRequest { page: 3, size: 1000 });
+    }
+
+    #[test]
+    fn enum_errors_list_the_allowed_values() {
+        let mut params = QueryParams::parse(Some("criticality=urgent"));
+        let _ = params.choice("criticality", &[("low", 1), ("high", 2)]);
+        let Err(Error::Validation(errors)) = params.finish() else { panic!() };
+        assert_eq!(errors[0].msg, "Input should be 'low' or 'high'");
+    }
+
+    #[test]
+    fn dates_and_datetimes() {
+        let mut params = QueryParams::parse(Some("a=2026-11-28T10:00:00%2B01:00&b=2026-11-28&c=yesterday"));
+        assert_eq!(params.datetime("a").unwrap().to_rfc3339(), "2026-11-28T09:00:00+00:00");
+        assert_eq!(params.datetime("b").unwrap().to_rfc3339(), "2026-11-28T00:00:00+00:00");
+        assert!(params.datetime("c").is_none());
+        assert!(params.finish().is_err());
+    }
+
+    #[test]
+    fn repeated_parameters_are_rejected() {
+        let mut params = QueryParams::parse(Some("status=success&status=failed"));
+        assert!(params.text("status").is_none());
+        assert!(params.finish().is_err());
+    }
+}

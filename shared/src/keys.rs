@@ -1,0 +1,127 @@
+//! Every key of the single-table design, in one place. `docs/TABLE_DESIGN.md` lists the access
+//! patterns that use them; keep the two in step.
+//!
+//! Timestamps inside sort keys use [`stamp`]: fixed-width UTC with microseconds, so byte order
+//! is time order.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::store::Key;
+
+/// Fixed-width, sortable UTC timestamp (`2026-11-28T13:24:10.123456Z`).
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+// Spaces are addressed by slug in every URL, so the slug partition holds the space and its
+// memberships: one GetItem answers "is this user a member of this space, with which role".
+pub fn space(slug: &str) -> Key {
+    Key::new(format!("SLUG#{slug}"), "SPACE")
+}
+
+pub fn membership(slug: &str, user_id: Uuid) -> Key {
+    Key::new(format!("SLUG#{slug}"), format!("MEMBER#{user_id}"))
+}
+
+/// GSI1 of a membership: a user's spaces.
+pub fn membership_gsi1(user_id: Uuid, slug: &str) -> (String, String) {
+    (format!("USER#{user_id}"), format!("MEMBER#{slug}"))
+}
+
+pub fn user(user_id: Uuid) -> Key {
+    Key::new(format!("USER#{user_id}"), "USER")
+}
+
+/// API keys are found by the hash of the presented secret.
+pub fn api_key(key_hash: &str) -> Key {
+    Key::new(format!("APIKEY#{key_hash}"), "APIKEY")
+}
+
+/// GSI1 of an API key: found by its public id (to revoke it).
+pub fn api_key_gsi1(key_id: Uuid) -> (String, String) {
+    (format!("APIKEYID#{key_id}"), "APIKEY".to_string())
+}
+
+// Space-owned objects live in the space's partition, so reading one by id is a GetItem that
+// can only find it in the addressed space.
+pub fn space_partition(space_id: Uuid) -> String {
+    format!("SPACE#{space_id}")
+}
+
+pub fn team(space_id: Uuid, team_id: Uuid) -> Key {
+    Key::new(space_partition(space_id), format!("TEAM#{team_id}"))
+}
+
+pub const TEAM_PREFIX: &str = "TEAM#";
+
+pub fn connector(space_id: Uuid, connector_id: Uuid) -> Key {
+    Key::new(space_partition(space_id), format!("CONNECTOR#{connector_id}"))
+}
+
+pub const CONNECTOR_PREFIX: &str = "CONNECTOR#";
+
+/// GSI1 of a connector: every connector of every space (for the scheduled sync).
+pub fn connector_gsi1(connector_id: Uuid) -> (String, String) {
+    ("CONNECTORS".to_string(), connector_id.to_string())
+}
+
+pub fn pipeline(space_id: Uuid, pipeline_id: Uuid) -> Key {
+    Key::new(space_partition(space_id), format!("PIPELINE#{pipeline_id}"))
+}
+
+pub const PIPELINE_PREFIX: &str = "PIPELINE#";
+
+/// The pipeline's run series (summary source), next to its task histories.
+pub fn run_series(pipeline_id: Uuid) -> Key {
+    Key::new(format!("PIPELINE#{pipeline_id}"), "SERIES")
+}
+
+pub fn task_history(pipeline_id: Uuid, task_id: &str) -> Key {
+    Key::new(format!("PIPELINE#{pipeline_id}"), format!("TASKHIST#{task_id}"))
+}
+
+/// A run and its task runs share a partition: one query reads a run with all its task runs.
+pub fn run_partition(run_id: Uuid) -> String {
+    format!("RUN#{run_id}")
+}
+
+pub fn run(run_id: Uuid) -> Key {
+    Key::new(run_partition(run_id), "RUN")
+}
+
+/// GSI1 of a run: a pipeline's runs in time order.
+pub fn run_gsi1(pipeline_id: Uuid, at: DateTime<Utc>, run_id: Uuid) -> (String, String) {
+    (runs_of(pipeline_id), format!("{}#{run_id}", stamp(at)))
+}
+
+pub fn runs_of(pipeline_id: Uuid) -> String {
+    format!("RUNS#{pipeline_id}")
+}
+
+pub const TASK_RUN_PREFIX: &str = "TASKRUN#";
+
+pub fn task_run(run_id: Uuid, task_id: &str, map_index: i64, try_number: u32) -> Key {
+    // Offsetting map_index by one keeps -1 (unmapped) sortable as a fixed-width number.
+    Key::new(
+        run_partition(run_id),
+        format!(
+            "{TASK_RUN_PREFIX}{task_id}#{:010}#{try_number:05}",
+            map_index.saturating_add(1).max(0)
+        ),
+    )
+}
+
+/// GSI1 of a task run: found by its id (comments address task runs by id).
+pub fn task_run_gsi1(task_run_id: Uuid) -> (String, String) {
+    (format!("TASKRUN#{task_run_id}"), "TASKRUN".to_string())
+}
+
+/// A user's watches in a space.
+pub fn watch(space_id: Uuid, user_id: Uuid, pipeline_id: Uuid) -> Key {
+    Key::new(watches_of(space_id, user_id), format!("PIPELINE#{pipeline_id}"))
+}
+
+pub fn watches_of(space_id: Uuid, user_id: Uuid) -> String {
+    format!("WATCH#{space_id}#{user_id}")
+}

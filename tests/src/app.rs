@@ -1,0 +1,3 @@
+//! The whole API served on a loopback port, over a fresh store, with a seeded space.
+
+pub use crate::Backend;
