@@ -1,7 +1,7 @@
 //! Summary metrics and the `longer_than_usual` rule.
 //!
-//! Each pipeline keeps a compact *run series*: one 13-byte sample per run of the last
-//! [`HISTORY_DAYS`] days (run key, start second, status, duration). Ingestion maintains it;
+//! Each pipeline keeps a compact *run series*: one 17-byte sample per run of the last
+//! [`HISTORY_DAYS`] days (run key, start microsecond, status, duration). Ingestion maintains it;
 //! list and detail endpoints compute every window metric (`days` = 1..=90) from it exactly,
 //! without querying runs. See `docs/SUMMARIES.md` for the definitions.
 
@@ -16,20 +16,21 @@ use super::model::{Run, RunStatus};
 /// How far back the series (and therefore the `days` window) reaches.
 pub const HISTORY_DAYS: i64 = 90;
 /// Bound on samples per pipeline so the series item stays well below DynamoDB's 400 KB item
-/// limit (16,000 × 13 bytes ≈ 277 KB in base64). Only pipelines that run more often than every
-/// ~8 minutes hit it; they then keep their newest 16,000 runs.
-pub const MAX_SAMPLES: usize = 16_000;
+/// limit (12,000 × 17 bytes ≈ 272 KB in base64). Only pipelines that run more often than every
+/// ~11 minutes hit it; they then keep their newest 12,000 runs.
+pub const MAX_SAMPLES: usize = 12_000;
 /// At least this many successful earlier runs (or tries) before anything is called unusual.
 pub const MIN_HISTORY: usize = 10;
 /// The history a run or task try is compared against: its most recent successful predecessors.
 pub const HISTORY_LEN: usize = 50;
-const SAMPLE_BYTES: usize = 13;
+const SAMPLE_BYTES: usize = 17;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunSample {
     /// First four bytes of the run id: identifies the run within its pipeline's series.
     pub key: u32,
-    /// The run's position in time ([`Run::at`]), in whole seconds since the epoch.
+    /// The run's position in time ([`Run::at`]), in microseconds since the epoch (Airflow's
+    /// own precision, so window boundaries are exact).
     pub at: i64,
     pub status: RunStatus,
     pub duration_ms: Option<u32>,
@@ -39,7 +40,7 @@ impl RunSample {
     pub fn of(run: &Run) -> Self {
         Self {
             key: run_key(run.id),
-            at: run.at().timestamp(),
+            at: run.at().timestamp_micros(),
             status: run.status,
             duration_ms: run.duration().map(seconds_to_ms),
         }
@@ -74,8 +75,7 @@ impl RunSeries {
         let mut bytes = Vec::with_capacity(self.samples.len() * SAMPLE_BYTES);
         for sample in &self.samples {
             bytes.extend_from_slice(&sample.key.to_le_bytes());
-            let at = u32::try_from(sample.at.max(0)).unwrap_or(u32::MAX);
-            bytes.extend_from_slice(&at.to_le_bytes());
+            bytes.extend_from_slice(&sample.at.to_le_bytes());
             let duration = sample.duration_ms.map_or(0, |ms| ms.saturating_add(1));
             bytes.extend_from_slice(&duration.to_le_bytes());
             bytes.push(match sample.status {
@@ -101,17 +101,19 @@ impl RunSeries {
         let samples = bytes
             .chunks_exact(SAMPLE_BYTES)
             .map(|chunk| {
-                let status = match chunk[12] {
+                let status = match chunk[16] {
                     0 => RunStatus::Queued,
                     1 => RunStatus::Running,
                     2 => RunStatus::Success,
                     3 => RunStatus::Failed,
                     other => return Err(SeriesError(format!("unknown status code {other}"))),
                 };
-                let duration = word(chunk, 8);
+                let duration = word(chunk, 12);
+                let mut at = [0u8; 8];
+                at.copy_from_slice(&chunk[4..12]);
                 Ok(RunSample {
                     key: word(chunk, 0),
-                    at: i64::from(word(chunk, 4)),
+                    at: i64::from_le_bytes(at),
                     status,
                     duration_ms: duration.checked_sub(1),
                 })
@@ -131,7 +133,7 @@ impl RunSeries {
 
     /// Drops samples older than the history horizon, and the oldest beyond [`MAX_SAMPLES`].
     pub fn prune(&mut self, now: DateTime<Utc>) {
-        let horizon = now.timestamp() - (HISTORY_DAYS + 1) * 86_400;
+        let horizon = (now - chrono::Duration::days(HISTORY_DAYS + 1)).timestamp_micros();
         self.samples.retain(|s| s.at >= horizon);
         if self.samples.len() > MAX_SAMPLES {
             let excess = self.samples.len() - MAX_SAMPLES;
@@ -158,7 +160,7 @@ impl RunSeries {
 
     /// Metrics of the runs whose position in time falls within the last `days` days.
     pub fn window(&self, now: DateTime<Utc>, days: u32) -> WindowStats {
-        let start = window_start(now, days).timestamp();
+        let start = window_start(now, days).timestamp_micros();
         let from = self.samples.partition_point(|s| s.at < start);
         let in_window = &self.samples[from..];
         let mut stats = WindowStats {
@@ -198,7 +200,7 @@ impl RunSeries {
     /// The newest finished run with the given status, as (position in time, end time).
     pub fn latest_with_status(&self, status: RunStatus) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         let sample = self.samples.iter().rev().find(|s| s.status == status)?;
-        let at = Utc.timestamp_opt(sample.at, 0).single()?;
+        let at = Utc.timestamp_micros(sample.at).single()?;
         let end = at + chrono::Duration::milliseconds(i64::from(sample.duration_ms.unwrap_or(0)));
         Some((at, end))
     }
@@ -288,8 +290,9 @@ impl TaskHistory {
 mod tests {
     use super::*;
 
+    /// A sample at `at` seconds since the epoch.
     fn sample(key: u32, at: i64, status: RunStatus, duration_ms: Option<u32>) -> RunSample {
-        RunSample { key, at, status, duration_ms }
+        RunSample { key, at: at * 1_000_000, status, duration_ms }
     }
 
     #[test]
