@@ -71,6 +71,8 @@ struct DagSpec {
     active: bool,
 }
 
+// One row of the demo table below; positional on purpose so each DAG fits on a line.
+#[allow(clippy::too_many_arguments)]
 const fn dag(
     dag_id: &'static str,
     description: &'static str,
@@ -307,9 +309,9 @@ fn pipeline_of(spec: &DagSpec, space_id: Uuid, connector_id: Uuid, now: DateTime
 }
 
 fn runs_of(spec: &DagSpec, pipeline: &Pipeline, now: DateTime<Utc>, rng: &mut StdRng) -> Vec<RunWithTasks> {
-    let start = (now - Duration::days(DEMO_DAYS))
-        .duration_trunc(Duration::hours(1))
-        .unwrap_or(now);
+    // Align the first slot to the schedule (daily DAGs at midnight, hourly on the hour).
+    let grid = Duration::minutes(spec.every_minutes.unwrap_or(60).min(1440));
+    let start = (now - Duration::days(DEMO_DAYS)).duration_trunc(grid).unwrap_or(now);
     // A removed DAG stopped a week ago.
     let end = if spec.active { now } else { now - Duration::days(7) };
     let mut slots: Vec<(DateTime<Utc>, &str)> = Vec::new();
@@ -336,9 +338,7 @@ fn runs_of(spec: &DagSpec, pipeline: &Pipeline, now: DateTime<Utc>, rng: &mut St
         .enumerate()
         .map(|(index, (logical, run_type))| {
             let from_end = count - index;
-            let outcome = if failing_now && from_end <= 3 {
-                Outcome::Failed
-            } else if rng.random_bool(spec.failure_rate) {
+            let outcome = if (failing_now && from_end <= 3) || rng.random_bool(spec.failure_rate) {
                 Outcome::Failed
             } else {
                 Outcome::Success
@@ -385,7 +385,8 @@ fn build_run(
             task_runs.push(task_run(pipeline, run_id, task_id, operator, "upstream_failed", 1, None, None));
             continue;
         }
-        let tries = if failing_task == Some(position) { 2 } else if rng.random_bool(0.03) { 2 } else { 1 };
+        // The failing task is retried once; a few others need a second try too.
+        let tries = if failing_task == Some(position) || rng.random_bool(0.03) { 2 } else { 1 };
         for try_number in 1..=tries {
             let seconds = (*base_seconds as f64 * factor * rng.random_range(0.85..1.15)).max(1.0);
             let begin = cursor + Duration::seconds(rng.random_range(1..5));

@@ -3,7 +3,7 @@
 //! Each pipeline keeps a compact *run series*: one 17-byte sample per run of the last
 //! [`HISTORY_DAYS`] days (run key, start microsecond, status, duration). Ingestion maintains it;
 //! list and detail endpoints compute every window metric (`days` = 1..=90) from it exactly,
-//! without querying runs. See `docs/SUMMARIES.md` for the definitions.
+//! without querying runs. See `docs/API.md` (Summaries) for the definitions.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as BASE64;
