@@ -103,5 +103,7 @@ async fn load_demo(repo: &Repository) -> anyhow::Result<()> {
     }
     println!("Demo space: {}", demo::DEMO_SLUG);
     println!("Demo API key (admin of space '{}'): {}", demo::DEMO_SLUG, outcome.api_key);
+    println!("Editor key (Eddie Editor): {}", outcome.editor_key);
+    println!("Viewer key (Vera Viewer): {}", outcome.viewer_key);
     Ok(())
 }

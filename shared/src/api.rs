@@ -7,7 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::domain::model::{
-    Criticality, Pipeline, PipelineStatus, Provider, Run, RunRef, RunStatus, TaskRun,
+    Comment, CommentTarget, Criticality, Pipeline, PipelineStatus, Provider, Run, RunRef,
+    RunStatus, TaskRun,
 };
 use crate::domain::summary::{RunSeries, WindowStats, window_start};
 
@@ -210,5 +211,57 @@ impl From<TaskRun> for TaskRunView {
             duration,
             longer_than_usual: task_run.longer_than_usual,
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthorView {
+    pub id: Uuid,
+    pub full_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommentView {
+    pub id: Uuid,
+    pub target_type: CommentTarget,
+    pub target_id: Uuid,
+    pub run_id: Uuid,
+    pub pipeline_id: Uuid,
+    pub author: AuthorView,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Uuid,
+    pub edited: bool,
+    /// Incremented by every edit; the response's `ETag` is `"<version>"`.
+    pub version: u64,
+}
+
+impl From<Comment> for CommentView {
+    fn from(comment: Comment) -> Self {
+        Self {
+            id: comment.id,
+            target_type: comment.target_type,
+            target_id: comment.target_id,
+            run_id: comment.run_id,
+            pipeline_id: comment.pipeline_id,
+            author: AuthorView {
+                id: comment.author_id,
+                full_name: comment.author_name,
+            },
+            content: comment.content,
+            created_at: comment.created_at,
+            updated_at: comment.updated_at,
+            updated_by: comment.updated_by,
+            edited: comment.edited,
+            version: comment.version,
+        }
+    }
+}
+
+impl CommentView {
+    /// The entity tag of this version of the comment.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
     }
 }

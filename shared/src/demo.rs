@@ -49,6 +49,9 @@ pub struct DemoOutcome {
     pub space_id: Uuid,
     /// The admin's API key (shown once).
     pub api_key: String,
+    /// Fresh keys of the demo editor and viewer, to act as other users.
+    pub editor_key: String,
+    pub viewer_key: String,
     pub pipelines: usize,
     pub runs: usize,
     pub task_runs: usize,
@@ -196,10 +199,14 @@ pub async fn load(repo: &Repository, key: Option<String>, now: DateTime<Utc>) ->
         Err(Error::Conflict(_)) if key.is_some() => key.unwrap_or_default(),
         Err(other) => return Err(other),
     };
+    let editor_key = repo.create_api_key(editor_user_id(), "demo", None, None, now).await?.secret;
+    let viewer_key = repo.create_api_key(viewer_user_id(), "demo", None, None, now).await?.secret;
     let mut outcome = DemoOutcome {
         loaded,
         space_id: space.id,
         api_key,
+        editor_key,
+        viewer_key,
         pipelines: 0,
         runs: 0,
         task_runs: 0,

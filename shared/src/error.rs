@@ -42,8 +42,10 @@ pub enum Error {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     PreconditionFailed(String),
-    #[error("request body too large")]
+    #[error("Request body too large")]
     PayloadTooLarge,
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
     /// An upstream (Airflow) answered with an error: its status and message pass through.

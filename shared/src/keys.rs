@@ -125,3 +125,18 @@ pub fn watch(space_id: Uuid, user_id: Uuid, pipeline_id: Uuid) -> Key {
 pub fn watches_of(space_id: Uuid, user_id: Uuid) -> String {
     format!("WATCH#{space_id}#{user_id}")
 }
+
+/// A comment, read and written by id.
+pub fn comment(comment_id: Uuid) -> Key {
+    Key::new(format!("COMMENT#{comment_id}"), "COMMENT")
+}
+
+/// A comment's entry in its target's list (a copy, written in the same transaction), so
+/// listing is one strongly consistent query in creation order.
+pub fn comment_entry(target_id: Uuid, created_at: DateTime<Utc>, comment_id: Uuid) -> Key {
+    Key::new(comments_of(target_id), format!("{}#{comment_id}", stamp(created_at)))
+}
+
+pub fn comments_of(target_id: Uuid) -> String {
+    format!("COMMENTS#{target_id}")
+}

@@ -1,12 +1,15 @@
-//! The pipelines endpoint group: `GET /pipelines`, `GET /pipelines/{pipeline_id}`.
+//! The pipelines endpoint group: list and read pipelines, and the platform-owned fields
+//! (`PATCH /pipelines/{id}/team`, `PATCH /pipelines/{id}/criticality`,
+//! `PUT`/`DELETE /pipelines/{id}/watch`).
 //!
 //! Handlers only translate HTTP to a service call and back; the rules live in
-//! `shared::service::pipelines`.
+//! `shared::service::{pipelines, governance}`.
 
 use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, patch, put};
 use axum::Json;
 use chrono::Utc;
 use shared::auth::Caller;
@@ -14,6 +17,8 @@ use shared::domain::model::{Criticality, PipelineStatus, Provider};
 use shared::http::pagination::paginated;
 use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
 use shared::http::{AppState, app};
+use shared::http::body::JsonBody;
+use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
 use shared::Result;
 
@@ -22,6 +27,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/pipelines", get(list_pipelines))
         .route("/pipelines/{pipeline_id}", get(get_pipeline))
+        .route("/pipelines/{pipeline_id}/team", patch(set_team))
+        .route("/pipelines/{pipeline_id}/criticality", patch(set_criticality))
+        .route("/pipelines/{pipeline_id}/watch", put(watch).delete(unwatch))
 }
 
 /// The complete application of this function.
@@ -70,4 +78,47 @@ async fn get_pipeline(
     params.finish()?;
     let pipeline = pipelines::get(&state.repo, &caller, pipeline_id, days, Utc::now()).await?;
     Ok(Json(pipeline).into_response())
+}
+
+async fn set_team(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+    body: JsonBody,
+) -> Result<Response> {
+    let pipeline_id = path.uuid("pipeline_id")?;
+    let mut fields = body.required()?;
+    let team_id = fields.nullable_uuid("team_id");
+    fields.finish()?;
+    let team_id = team_id.expect("checked by finish");
+    let pipeline = governance::set_team(&state.repo, &caller, pipeline_id, team_id, Utc::now()).await?;
+    Ok(Json(pipeline).into_response())
+}
+
+async fn set_criticality(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+    body: JsonBody,
+) -> Result<Response> {
+    let pipeline_id = path.uuid("pipeline_id")?;
+    let mut fields = body.required()?;
+    let criticality = fields.nullable_choice("criticality", &Criticality::ALL, Criticality::as_str);
+    fields.finish()?;
+    let criticality = criticality.expect("checked by finish");
+    let pipeline =
+        governance::set_criticality(&state.repo, &caller, pipeline_id, criticality, Utc::now()).await?;
+    Ok(Json(pipeline).into_response())
+}
+
+async fn watch(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<StatusCode> {
+    let pipeline_id = path.uuid("pipeline_id")?;
+    governance::set_watch(&state.repo, &caller, pipeline_id, true, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unwatch(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<StatusCode> {
+    let pipeline_id = path.uuid("pipeline_id")?;
+    governance::set_watch(&state.repo, &caller, pipeline_id, false, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

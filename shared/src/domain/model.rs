@@ -404,3 +404,47 @@ fn duration_seconds(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) ->
     let micros = (end - start).num_microseconds()?;
     Some((micros.max(0) as f64) / 1_000_000.0)
 }
+
+/// What a comment is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommentTarget {
+    Run,
+    TaskRun,
+}
+
+/// A platform annotation on a run or a task run (the platform's shared comment shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub id: Uuid,
+    pub space_id: Uuid,
+    pub target_type: CommentTarget,
+    pub target_id: Uuid,
+    pub run_id: Uuid,
+    pub pipeline_id: Uuid,
+    pub author_id: Uuid,
+    /// The author's name when the comment was written (shown with it).
+    pub author_name: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Uuid,
+    pub edited: bool,
+    /// Incremented by every edit; the `ETag` is derived from it.
+    pub version: u64,
+}
+
+/// Longest comment, in characters, after trimming.
+pub const MAX_COMMENT_CHARS: usize = 10_000;
+
+/// Trims comment text and checks it is non-empty and not too long.
+pub fn normalize_comment(content: &str) -> Result<String, String> {
+    let trimmed = content.trim();
+    if trimmed.is_empty() {
+        return Err("String should have at least 1 character after trimming".into());
+    }
+    if trimmed.chars().count() > MAX_COMMENT_CHARS {
+        return Err(format!("String should have at most {MAX_COMMENT_CHARS} characters"));
+    }
+    Ok(trimmed.to_string())
+}

@@ -2,6 +2,7 @@
 //! pagination headers, error mapping and the common router shell.
 
 mod auth;
+pub mod body;
 mod error;
 pub mod pagination;
 pub mod params;
@@ -17,8 +18,9 @@ use crate::repo::Repository;
 /// Prefix of every route of the contract.
 pub const API_PREFIX: &str = "/api/v1.0/spaces/{slug}/orchestration";
 
-/// Largest accepted request body (413 above it).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest accepted request body (413 above it): room for a 10,000-character comment even
+/// when every character is JSON-escaped.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]

@@ -3,6 +3,7 @@
 //! Records are stored as their serde form plus key attributes (`PK`, `SK`, optional `GSI1PK`
 //! / `GSI1SK`) and a `kind` tag; null attributes are left out.
 
+mod comments;
 mod directory;
 mod ingest;
 mod pipelines;

@@ -1,5 +1,7 @@
 //! Use cases behind the endpoints, independent of HTTP and of the storage backend.
 
+pub mod comments;
+pub mod governance;
 pub mod pipelines;
 pub mod runs;
 
