@@ -10,16 +10,61 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Json;
 use serde_json::{Value, json};
+use shared::api::{ErrorBody, RunTypeFilter, ValidationErrorBody};
+use shared::error::FieldError;
 use shared::http::AppState;
+use utoipa::OpenApi;
 
-/// All endpoint groups in one router, plus `GET /health`.
+/// Where the local server publishes the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/api/v1.0/openapi.json";
+
+/// All endpoint groups in one router, plus `GET /health` and the OpenAPI document.
 pub fn app(state: AppState) -> Router {
     let routes = pipelines_function::routes()
         .merge(runs_function::routes())
         .merge(comments_function::routes())
         .merge(connectors_function::routes());
-    let health = Router::new().route("/health", get(health)).with_state(state.clone());
-    shared::http::app(routes, state).merge(health)
+    let extras = Router::new()
+        .route("/health", get(health))
+        .route(OPENAPI_PATH, get(openapi_json))
+        .with_state(state.clone());
+    shared::http::app(routes, state).merge(extras)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Orchestration API",
+        version = "1.0.0",
+        description = "Airflow DAGs, runs and task runs mirrored into platform spaces, with ownership, criticality, watches and comments. Decisions the contract leaves open: docs/API.md."
+    ),
+    components(schemas(ErrorBody, ValidationErrorBody, FieldError, RunTypeFilter)),
+    tags(
+        (name = "pipelines", description = "Pipelines (Airflow DAGs) and their platform-owned fields"),
+        (name = "runs", description = "DAG runs and their task runs"),
+        (name = "comments", description = "Comments on runs and task runs"),
+    )
+)]
+struct BaseDoc;
+
+/// The OpenAPI 3.1 document of every endpoint, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = BaseDoc::openapi();
+    doc.merge(pipelines_function::ApiDoc::openapi());
+    doc.merge(runs_function::ApiDoc::openapi());
+    doc.merge(comments_function::ApiDoc::openapi());
+    shared::http::openapi::complete(doc)
+}
+
+/// The document as committed in `docs/openapi.json` (pretty, with a final newline).
+pub fn openapi_text() -> String {
+    let mut text = openapi().to_pretty_json().expect("the document serialises");
+    text.push('\n');
+    text
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {

@@ -38,6 +38,8 @@ enum Command {
     },
     /// Load the demo space (once per store) and print a demo API key.
     Demo,
+    /// Print the OpenAPI document (what `scripts/openapi` writes to docs/openapi.json).
+    Openapi,
     /// Bootstrap spaces, users, memberships, keys, teams and connectors.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -53,6 +55,10 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        print!("{}", local::openapi_text());
+        return Ok(());
+    }
     let config = match (StoreConfig::from_env(), cli.data_dir) {
         (StoreConfig::Embedded { .. }, Some(data_dir)) => StoreConfig::Embedded { data_dir },
         (config, _) => config,
@@ -76,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
             local::serve(AppState::new(repo), SocketAddr::new(host, port)).await?;
         }
         Command::Demo => load_demo(&repo).await?,
+        Command::Openapi => unreachable!("handled before the store is opened"),
         Command::Admin(command) => {
             let output = admin::run(&repo, dynamo.as_ref(), command).await?;
             println!("{}", serde_json::to_string_pretty(&output)?);

@@ -3,7 +3,7 @@
 
 TOOLS_DIR=${TOOLS_DIR:-$PWD/.tools}
 TOOLS_VENV=$TOOLS_DIR/venv
-TOOLS_STAMP=$TOOLS_VENV/.installed-v1
+TOOLS_STAMP=$TOOLS_VENV/.installed-$(sha256sum scripts/requirements-tools.txt | cut -c1-12)
 
 ensure_python_tools() {
   if [[ ! -f $TOOLS_STAMP ]]; then

@@ -2,7 +2,8 @@
 //! Absent values are `null`, never missing keys.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -11,8 +12,9 @@ use crate::domain::model::{
     RunStatus, TaskRun,
 };
 use crate::domain::summary::{RunSeries, WindowStats, window_start};
+use crate::error::FieldError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PipelineView {
     pub id: Uuid,
     pub connector_id: Uuid,
@@ -30,13 +32,14 @@ pub struct PipelineView {
     pub criticality: Option<Criticality>,
     pub watched: bool,
     pub summary: SummaryView,
+    #[schema(value_type = Object)]
     pub provider_metadata: Value,
     pub synced_at: DateTime<Utc>,
     pub updated_by: Option<Uuid>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SummaryView {
     /// The window, in days, the counts and durations cover.
     pub days: u32,
@@ -54,7 +57,7 @@ pub struct SummaryView {
     pub recent_statuses: Vec<RunStatus>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LastRunView {
     pub id: Uuid,
     pub status: RunStatus,
@@ -127,7 +130,7 @@ impl PipelineView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunView {
     pub id: Uuid,
     pub pipeline_id: Uuid,
@@ -143,6 +146,7 @@ pub struct RunView {
     pub duration: Option<f64>,
     pub longer_than_usual: bool,
     pub note: Option<String>,
+    #[schema(value_type = Object)]
     pub provider_metadata: Value,
     pub synced_at: DateTime<Utc>,
 }
@@ -170,7 +174,7 @@ impl From<Run> for RunView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RunDetailView {
     #[serde(flatten)]
     pub run: RunView,
@@ -178,7 +182,7 @@ pub struct RunDetailView {
     pub task_runs: Vec<TaskRunView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TaskRunView {
     pub id: Uuid,
     pub run_id: Uuid,
@@ -214,13 +218,13 @@ impl From<TaskRun> for TaskRunView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuthorView {
     pub id: Uuid,
     pub full_name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CommentView {
     pub id: Uuid,
     pub target_type: CommentTarget,
@@ -264,4 +268,120 @@ impl CommentView {
     pub fn etag(&self) -> String {
         format!("\"{}\"", self.version)
     }
+}
+
+/// The platform's error body: `{"detail": "message"}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+}
+
+/// A 422 body: every invalid input, each with where it was (`loc`), what is wrong (`msg`) and
+/// a machine-readable `type`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<FieldError>,
+}
+
+/// Body of `PATCH /pipelines/{pipeline_id}/team`: a team of the space, or `null` to clear.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamUpdate {
+    #[schema(required = true)]
+    pub team_id: Option<Uuid>,
+}
+
+/// Body of `PATCH /pipelines/{pipeline_id}/criticality`: a level, or `null` to clear.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CriticalityUpdate {
+    #[schema(required = true)]
+    pub criticality: Option<Criticality>,
+}
+
+/// Body of comment creation and edits: markdown text, trimmed, 1 to 10,000 characters.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    #[schema(min_length = 1, max_length = 10000)]
+    pub content: String,
+}
+
+/// Run types accepted by the `run_type` filter (Airflow's, lower case).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunTypeFilter {
+    Manual,
+    Scheduled,
+    Backfill,
+    AssetTriggered,
+    AssetMaterialization,
+    OperatorTriggered,
+}
+
+/// Query parameters of `GET /pipelines`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PipelineListParams {
+    pub provider: Option<Provider>,
+    /// The pipeline's status (its latest run's, or `unknown`).
+    pub status: Option<PipelineStatus>,
+    /// Equal (case-insensitively) to one of the pipeline's owners.
+    pub owner: Option<String>,
+    pub criticality: Option<Criticality>,
+    pub team_id: Option<Uuid>,
+    pub connector_id: Option<Uuid>,
+    /// Case-insensitive text search over name, DAG id, description, owners and tags.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+    /// Only pipelines the caller watches.
+    pub watched_only: Option<bool>,
+    /// Summary window in days (default 7).
+    #[param(minimum = 1, maximum = 90)]
+    pub days: Option<u32>,
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Page size (default 100; values above 1000 are capped to 1000).
+    #[param(minimum = 1)]
+    pub size: Option<u32>,
+}
+
+/// Query parameters of `GET /pipelines/{pipeline_id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PipelineDetailParams {
+    /// Summary window in days (default 7).
+    #[param(minimum = 1, maximum = 90)]
+    pub days: Option<u32>,
+}
+
+/// Query parameters of `GET /pipelines/{pipeline_id}/runs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunListParams {
+    /// Runs that started at or after this time (RFC 3339, or a date meaning its start in UTC).
+    pub started_from: Option<DateTime<Utc>>,
+    /// Runs that started at or before this time.
+    pub started_to: Option<DateTime<Utc>>,
+    pub status: Option<RunStatus>,
+    pub run_type: Option<RunTypeFilter>,
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Page size (default 100; values above 1000 are capped to 1000).
+    #[param(minimum = 1)]
+    pub size: Option<u32>,
+}
+
+/// Pagination of comment lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CommentListParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Page size (default 20; values above 100 are capped to 100).
+    #[param(minimum = 1)]
+    pub size: Option<u32>,
 }

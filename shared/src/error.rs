@@ -7,8 +7,9 @@ use crate::store::StoreError;
 
 /// One entry of a 422 body: `{"loc": [...], "msg": "...", "type": "..."}` (the platform's
 /// FastAPI/Pydantic-compatible shape).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// Where: `["query", "size"]`, `["path", "run_id"]`, `["body", "content"]`.
     pub loc: Vec<String>,
     pub msg: String,
     #[serde(rename = "type")]

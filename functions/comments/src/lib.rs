@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use chrono::Utc;
-use shared::api::CommentView;
+use shared::api::{CommentBody, CommentListParams, CommentView, ErrorBody};
 use shared::auth::Caller;
 use shared::domain::model::{CommentTarget, normalize_comment};
 use shared::http::body::JsonBody;
@@ -21,6 +21,8 @@ use shared::http::params::{PathParams, QueryParams, STANDARD_PAGES};
 use shared::http::{AppState, app};
 use shared::service::comments;
 use shared::{Error, Result};
+use utoipa::OpenApi;
+use uuid::Uuid;
 
 /// This group's routes, relative to the API prefix.
 pub fn routes() -> Router<AppState> {
@@ -30,8 +32,21 @@ pub fn routes() -> Router<AppState> {
             "/task-runs/{task_run_id}/comments",
             get(list_task_run_comments).post(create_task_run_comment),
         )
-        .route("/comments/{comment_id}", put(update_comment).patch(update_comment).delete(delete_comment))
+        .route("/comments/{comment_id}", put(update_comment).patch(patch_comment).delete(delete_comment))
 }
+
+/// This group's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(
+    list_run_comments,
+    create_run_comment,
+    list_task_run_comments,
+    create_task_run_comment,
+    update_comment,
+    patch_comment,
+    delete_comment
+))]
+pub struct ApiDoc;
 
 /// The complete application of this function.
 pub fn router(state: AppState) -> Router {
@@ -76,7 +91,7 @@ async fn list(
     state: AppState,
     caller: Caller,
     kind: CommentTarget,
-    target_id: uuid::Uuid,
+    target_id: Uuid,
     uri: axum::http::Uri,
 ) -> Result<Response> {
     let mut params = QueryParams::parse(uri.query());
@@ -86,6 +101,20 @@ async fn list(
     Ok(paginated(paged, &uri))
 }
 
+/// Comments on a run, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1.0/spaces/{slug}/orchestration/runs/{run_id}/comments",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("run_id" = Uuid, Path, description = "The run's id"), CommentListParams),
+    responses((status = 200, description = "One page of comments", body = [CommentView], headers(
+                ("X-Total-Count" = u64, description = "Items across all pages"),
+                ("X-Page" = u32, description = "This page's number"),
+                ("X-Page-Size" = u32, description = "Page size used"),
+                ("X-Total-Pages" = u64, description = "Number of pages"),
+                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
+            )))
+)]
 async fn list_run_comments(
     State(state): State<AppState>,
     caller: Caller,
@@ -96,6 +125,20 @@ async fn list_run_comments(
     list(state, caller, CommentTarget::Run, run_id, uri).await
 }
 
+/// Comments on a task run, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1.0/spaces/{slug}/orchestration/task-runs/{task_run_id}/comments",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("task_run_id" = Uuid, Path, description = "The task run's id"), CommentListParams),
+    responses((status = 200, description = "One page of comments", body = [CommentView], headers(
+                ("X-Total-Count" = u64, description = "Items across all pages"),
+                ("X-Page" = u32, description = "This page's number"),
+                ("X-Page-Size" = u32, description = "Page size used"),
+                ("X-Total-Pages" = u64, description = "Number of pages"),
+                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
+            )))
+)]
 async fn list_task_run_comments(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +149,19 @@ async fn list_task_run_comments(
     list(state, caller, CommentTarget::TaskRun, task_run_id, uri).await
 }
 
+/// Comment on a run. Any member of the space.
+#[utoipa::path(
+    post,
+    path = "/api/v1.0/spaces/{slug}/orchestration/runs/{run_id}/comments",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("run_id" = Uuid, Path, description = "The run's id")),
+    request_body = CommentBody,
+    responses(
+        (status = 201, description = "The new comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    )
+)]
 async fn create_run_comment(
     State(state): State<AppState>,
     caller: Caller,
@@ -118,6 +174,19 @@ async fn create_run_comment(
     Ok(with_etag(StatusCode::CREATED, comment))
 }
 
+/// Comment on a task run. Any member of the space.
+#[utoipa::path(
+    post,
+    path = "/api/v1.0/spaces/{slug}/orchestration/task-runs/{task_run_id}/comments",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("task_run_id" = Uuid, Path, description = "The task run's id")),
+    request_body = CommentBody,
+    responses(
+        (status = 201, description = "The new comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    )
+)]
 async fn create_task_run_comment(
     State(state): State<AppState>,
     caller: Caller,
@@ -131,6 +200,21 @@ async fn create_task_run_comment(
     Ok(with_etag(StatusCode::CREATED, comment))
 }
 
+/// Edit a comment (its author only). `PATCH` does the same.
+#[utoipa::path(
+    put,
+    path = "/api/v1.0/spaces/{slug}/orchestration/comments/{comment_id}",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("comment_id" = Uuid, Path, description = "The comment's id"), ("If-Match" = Option<String>, Header, description = "Apply only if the comment is still at this ETag")),
+    request_body = CommentBody,
+    responses(
+        (status = 200, description = "The edited comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
+        (status = 403, description = "The caller is not the author", body = ErrorBody),
+        (status = 412, description = "If-Match does not match the current version", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    )
+)]
 async fn update_comment(
     State(state): State<AppState>,
     caller: Caller,
@@ -145,6 +229,43 @@ async fn update_comment(
     Ok(with_etag(StatusCode::OK, comment))
 }
 
+/// Edit a comment (its author only); the same as `PUT`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1.0/spaces/{slug}/orchestration/comments/{comment_id}",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("comment_id" = Uuid, Path, description = "The comment's id"), ("If-Match" = Option<String>, Header, description = "Apply only if the comment is still at this ETag")),
+    request_body = CommentBody,
+    responses(
+        (status = 200, description = "The edited comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
+        (status = 403, description = "The caller is not the author", body = ErrorBody),
+        (status = 412, description = "If-Match does not match the current version", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    )
+)]
+async fn patch_comment(
+    state: State<AppState>,
+    caller: Caller,
+    path: PathParams,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    update_comment(state, caller, path, headers, body).await
+}
+
+/// Delete a comment (its author, or a space admin).
+#[utoipa::path(
+    delete,
+    path = "/api/v1.0/spaces/{slug}/orchestration/comments/{comment_id}",
+    tag = "comments",
+    params(("slug" = String, Path, description = "The space's slug"), ("comment_id" = Uuid, Path, description = "The comment's id"), ("If-Match" = Option<String>, Header, description = "Apply only if the comment is still at this ETag")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The caller is neither the author nor a space admin", body = ErrorBody),
+        (status = 412, description = "If-Match does not match the current version", body = ErrorBody),
+    )
+)]
 async fn delete_comment(
     State(state): State<AppState>,
     caller: Caller,

@@ -21,6 +21,10 @@ use shared::http::body::JsonBody;
 use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
 use shared::Result;
+use shared::api::{
+    CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView, TeamUpdate,
+};
+use utoipa::OpenApi;
 
 /// This group's routes, relative to the API prefix.
 pub fn routes() -> Router<AppState> {
@@ -31,6 +35,11 @@ pub fn routes() -> Router<AppState> {
         .route("/pipelines/{pipeline_id}/criticality", patch(set_criticality))
         .route("/pipelines/{pipeline_id}/watch", put(watch).delete(unwatch))
 }
+
+/// This group's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(list_pipelines, get_pipeline, set_team, set_criticality, watch, unwatch))]
+pub struct ApiDoc;
 
 /// The complete application of this function.
 pub fn router(state: AppState) -> Router {
@@ -43,6 +52,24 @@ fn days(params: &mut QueryParams) -> u32 {
         .map_or(DEFAULT_DAYS, |days| days as u32)
 }
 
+/// List the space's pipelines with their summary metrics.
+///
+/// Sorted by name (case-insensitive), then DAG id, then id.
+#[utoipa::path(
+    get,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines",
+    tag = "pipelines",
+    params(("slug" = String, Path, description = "The space's slug"), PipelineListParams),
+    responses(
+        (status = 200, description = "One page of pipelines", body = [PipelineView], headers(
+                ("X-Total-Count" = u64, description = "Items across all pages"),
+                ("X-Page" = u32, description = "This page's number"),
+                ("X-Page-Size" = u32, description = "Page size used"),
+                ("X-Total-Pages" = u64, description = "Number of pages"),
+                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
+            )),
+    )
+)]
 async fn list_pipelines(
     State(state): State<AppState>,
     caller: Caller,
@@ -66,6 +93,14 @@ async fn list_pipelines(
     Ok(paginated(paged, &uri))
 }
 
+/// One pipeline with its summary metrics.
+#[utoipa::path(
+    get,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}",
+    tag = "pipelines",
+    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id"), PipelineDetailParams),
+    responses((status = 200, description = "The pipeline", body = PipelineView))
+)]
 async fn get_pipeline(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,6 +115,20 @@ async fn get_pipeline(
     Ok(Json(pipeline).into_response())
 }
 
+/// Assign the owning team (a team of the space), or clear it with `null`. Editors and admins.
+#[utoipa::path(
+    patch,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/team",
+    tag = "pipelines",
+    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    request_body = TeamUpdate,
+    responses(
+        (status = 200, description = "The updated pipeline", body = PipelineView),
+        (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    )
+)]
 async fn set_team(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,6 +144,20 @@ async fn set_team(
     Ok(Json(pipeline).into_response())
 }
 
+/// Set the criticality, or clear it with `null`. Editors and admins.
+#[utoipa::path(
+    patch,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/criticality",
+    tag = "pipelines",
+    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    request_body = CriticalityUpdate,
+    responses(
+        (status = 200, description = "The updated pipeline", body = PipelineView),
+        (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+    )
+)]
 async fn set_criticality(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,12 +174,28 @@ async fn set_criticality(
     Ok(Json(pipeline).into_response())
 }
 
+/// Watch the pipeline (the caller). Idempotent.
+#[utoipa::path(
+    put,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/watch",
+    tag = "pipelines",
+    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    responses((status = 204, description = "The caller watches the pipeline"))
+)]
 async fn watch(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<StatusCode> {
     let pipeline_id = path.uuid("pipeline_id")?;
     governance::set_watch(&state.repo, &caller, pipeline_id, true, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Stop watching the pipeline (the caller). Idempotent.
+#[utoipa::path(
+    delete,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/watch",
+    tag = "pipelines",
+    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    responses((status = 204, description = "The caller does not watch the pipeline"))
+)]
 async fn unwatch(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<StatusCode> {
     let pipeline_id = path.uuid("pipeline_id")?;
     governance::set_watch(&state.repo, &caller, pipeline_id, false, Utc::now()).await?;

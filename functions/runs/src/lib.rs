@@ -9,6 +9,8 @@ use axum::extract::{OriginalUri, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use shared::Result;
+use shared::api::{RunDetailView, RunListParams, RunView};
+use utoipa::OpenApi;
 use shared::auth::Caller;
 use shared::domain::model::{RUN_TYPES, RunStatus};
 use shared::http::pagination::paginated;
@@ -23,11 +25,32 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{run_id}", get(get_run))
 }
 
+/// This group's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(list_runs, get_run))]
+pub struct ApiDoc;
+
 /// The complete application of this function.
 pub fn router(state: AppState) -> Router {
     app(routes(), state)
 }
 
+/// A pipeline's runs, newest first (by start, else queue time, else logical date).
+#[utoipa::path(
+    get,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/runs",
+    tag = "runs",
+    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id"), RunListParams),
+    responses(
+        (status = 200, description = "One page of runs", body = [RunView], headers(
+                ("X-Total-Count" = u64, description = "Items across all pages"),
+                ("X-Page" = u32, description = "This page's number"),
+                ("X-Page-Size" = u32, description = "Page size used"),
+                ("X-Total-Pages" = u64, description = "Number of pages"),
+                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
+            )),
+    )
+)]
 async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
@@ -54,6 +77,14 @@ async fn list_runs(
     Ok(paginated(paged, &uri))
 }
 
+/// One run with every try of every task instance.
+#[utoipa::path(
+    get,
+    path = "/api/v1.0/spaces/{slug}/orchestration/runs/{run_id}",
+    tag = "runs",
+    params(("slug" = String, Path, description = "The space's slug"), ("run_id" = Uuid, Path, description = "The run's id")),
+    responses((status = 200, description = "The run and its task runs", body = RunDetailView))
+)]
 async fn get_run(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<Response> {
     let run_id = path.uuid("run_id")?;
     let run = runs::get(&state.repo, &caller, run_id).await?;

@@ -4,6 +4,7 @@
 mod auth;
 pub mod body;
 mod error;
+pub mod openapi;
 pub mod pagination;
 pub mod params;
 

@@ -1,0 +1,60 @@
+//! Completing the OpenAPI document assembled from every function's annotated handlers: the
+//! bearer security scheme, and the error responses every operation can give, added once here
+//! instead of on each handler.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+
+/// Responses any authenticated operation can give, with the schema of their body.
+const COMMON: [(&str, &str, &str); 5] = [
+    ("401", "Missing, malformed, unknown, revoked or expired API key", "ErrorBody"),
+    ("404", "Unknown space, a space the caller is not a member of, or an object that is not in the addressed space", "ErrorBody"),
+    ("422", "Invalid path or query parameter, or body", "ValidationErrorBody"),
+    ("500", "Internal error (details are only logged)", "ErrorBody"),
+    ("503", "The store is throttling or unavailable; retry after `Retry-After` seconds", "ErrorBody"),
+];
+
+fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// Adds the security scheme, the global bearer requirement and the common error responses.
+pub fn complete(mut doc: OpenApi) -> OpenApi {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("An API key: `Authorization: Bearer orch_...`"))
+                .build(),
+        ),
+    );
+    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    for operation in operations(&mut doc) {
+        for (status, description, schema) in COMMON {
+            operation.responses.responses.entry(status.to_string()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build(),
+                    )
+                    .build()
+                    .into()
+            });
+        }
+    }
+    doc
+}
