@@ -5,7 +5,9 @@ use anyhow::{Context, bail};
 use chrono::{Duration, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use shared::domain::model::{AirflowApiVersion, Connector, ConnectorAuth, Provider, Role, SecretRef};
+use shared::domain::model::{
+    AirflowApiVersion, Connector, ConnectorAuth, Provider, Role, SecretRef,
+};
 use shared::repo::Repository;
 use shared::store::dynamo::DynamoTable;
 use uuid::Uuid;
@@ -147,24 +149,37 @@ impl ConnectorArgs {
 }
 
 /// Runs one admin command and returns what it created, as JSON.
-pub async fn run(repo: &Repository, dynamo: Option<&DynamoTable>, command: AdminCommand) -> anyhow::Result<Value> {
+pub async fn run(
+    repo: &Repository,
+    dynamo: Option<&DynamoTable>,
+    command: AdminCommand,
+) -> anyhow::Result<Value> {
     let now = Utc::now();
     Ok(match command {
         AdminCommand::CreateTable => {
-            let table = dynamo.context("create-table needs the DynamoDB backend (set DYNAMODB_TABLE)")?;
+            let table =
+                dynamo.context("create-table needs the DynamoDB backend (set DYNAMODB_TABLE)")?;
             table.create_table().await?;
             json!({ "table": table.table_name(), "status": "ready" })
         }
-        AdminCommand::CreateSpace { slug, name } => json!(repo.create_space(&slug, &name, now).await?),
+        AdminCommand::CreateSpace { slug, name } => {
+            json!(repo.create_space(&slug, &name, now).await?)
+        }
         AdminCommand::CreateUser { name, email } => {
             json!(repo.create_user(&name, email.as_deref(), now).await?)
         }
         AdminCommand::SetMember { space, user, role } => {
             json!(repo.set_membership(&space, user, role.into(), now).await?)
         }
-        AdminCommand::CreateKey { user, name, expires_in_days } => {
+        AdminCommand::CreateKey {
+            user,
+            name,
+            expires_in_days,
+        } => {
             let expires_at = expires_in_days.map(|days| now + Duration::days(i64::from(days)));
-            let created = repo.create_api_key(user, &name, expires_at, None, now).await?;
+            let created = repo
+                .create_api_key(user, &name, expires_at, None, now)
+                .await?;
             json!({
                 "id": created.record.id,
                 "user_id": created.record.user_id,
@@ -184,7 +199,10 @@ pub async fn run(repo: &Repository, dynamo: Option<&DynamoTable>, command: Admin
             json!(repo.create_team(space.id, &name, now).await?)
         }
         AdminCommand::CreateConnector(args) => {
-            let space = repo.get_space(&args.space).await?.context("no such space")?;
+            let space = repo
+                .get_space(&args.space)
+                .await?
+                .context("no such space")?;
             let base_url = args.base_url.trim_end_matches('/').to_string();
             if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
                 bail!("--base-url must be an http(s) URL");

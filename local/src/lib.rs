@@ -5,10 +5,10 @@ pub mod admin;
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::Json;
 use serde_json::{Value, json};
 use shared::api::{ErrorBody, RunTypeFilter, ValidationErrorBody};
 use shared::error::FieldError;

@@ -14,7 +14,10 @@ use shared::repo::Repository;
 use shared::store::dynamo::DynamoTable;
 
 #[derive(Debug, Parser)]
-#[command(name = "orchestration", about = "Orchestration API: local server and admin tooling")]
+#[command(
+    name = "orchestration",
+    about = "Orchestration API: local server and admin tooling"
+)]
 struct Cli {
     /// Folder of the embedded store (ignored when DYNAMODB_TABLE selects DynamoDB).
     #[arg(long, global = true, env = "ORCHESTRATION_DATA_DIR")]
@@ -49,8 +52,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -92,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn load_demo(repo: &Repository) -> anyhow::Result<()> {
-    let key = std::env::var(demo::DEMO_KEY_ENV).ok().filter(|k| !k.is_empty());
+    let key = std::env::var(demo::DEMO_KEY_ENV)
+        .ok()
+        .filter(|k| !k.is_empty());
     let started = std::time::Instant::now();
     let outcome = demo::load(repo, key, chrono::Utc::now())
         .await
@@ -109,7 +113,11 @@ async fn load_demo(repo: &Repository) -> anyhow::Result<()> {
         tracing::info!("demo space already present (delete the data folder to regenerate it)");
     }
     println!("Demo space: {}", demo::DEMO_SLUG);
-    println!("Demo API key (admin of space '{}'): {}", demo::DEMO_SLUG, outcome.api_key);
+    println!(
+        "Demo API key (admin of space '{}'): {}",
+        demo::DEMO_SLUG,
+        outcome.api_key
+    );
     println!("Editor key (Eddie Editor): {}", outcome.editor_key);
     println!("Viewer key (Vera Viewer): {}", outcome.viewer_key);
     Ok(())

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::model::{
@@ -204,7 +204,9 @@ impl From<TaskRun> for TaskRunView {
         Self {
             id: task_run.id,
             run_id: task_run.run_id,
-            display_name: task_run.display_name.unwrap_or_else(|| task_run.task_id.clone()),
+            display_name: task_run
+                .display_name
+                .unwrap_or_else(|| task_run.task_id.clone()),
             task_id: task_run.task_id,
             operator: task_run.operator,
             status: task_run.status,

@@ -74,10 +74,9 @@ impl Caller {
 /// case-insensitive).
 pub fn bearer_token(header: Option<&str>) -> Result<&str> {
     let header = header.ok_or(Error::Unauthenticated("Not authenticated"))?;
-    let (scheme, token) = header
-        .trim()
-        .split_once(' ')
-        .ok_or(Error::Unauthenticated("Invalid authorization header: expected 'Bearer <key>'"))?;
+    let (scheme, token) = header.trim().split_once(' ').ok_or(Error::Unauthenticated(
+        "Invalid authorization header: expected 'Bearer <key>'",
+    ))?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Error::Unauthenticated(
             "Invalid authorization header: expected 'Bearer <key>'",
@@ -179,6 +178,9 @@ mod tests {
         };
         assert!(caller.require(Role::Viewer).is_ok());
         assert!(caller.require(Role::Editor).is_ok());
-        assert!(matches!(caller.require(Role::Admin), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            caller.require(Role::Admin),
+            Err(Error::Forbidden(_))
+        ));
     }
 }

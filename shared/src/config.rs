@@ -27,7 +27,10 @@ impl StoreConfig {
     /// DynamoDB when `DYNAMODB_TABLE` is set, else the embedded store in
     /// `ORCHESTRATION_DATA_DIR` (default `.data`).
     pub fn from_env() -> Self {
-        match std::env::var(TABLE_ENV).ok().filter(|t| !t.trim().is_empty()) {
+        match std::env::var(TABLE_ENV)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
             Some(table) => StoreConfig::DynamoDb { table },
             None => StoreConfig::Embedded {
                 data_dir: std::env::var_os(DATA_DIR_ENV)
@@ -60,7 +63,10 @@ impl StoreConfig {
         match self {
             StoreConfig::DynamoDb { table } => format!("DynamoDB table {table}"),
             StoreConfig::Embedded { data_dir } => {
-                format!("embedded store in {}", data_dir.join(EMBEDDED_FILE).display())
+                format!(
+                    "embedded store in {}",
+                    data_dir.join(EMBEDDED_FILE).display()
+                )
             }
         }
     }

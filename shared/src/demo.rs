@@ -134,36 +134,266 @@ const ML: &[(&str, &str, i64)] = &[
 
 fn specs() -> Vec<DagSpec> {
     let mut specs = vec![
-        dag("orders_ingest", "Hourly copy of new order files from the shop's bucket", &["data-platform"], &["ingest", "orders"], Some(60), Some("@hourly"), INGEST, 0.03),
-        dag("clickstream_ingest", "Hourly clickstream export from the tracking service", &["data-platform"], &["ingest", "web"], Some(60), Some("@hourly"), INGEST, 0.05),
-        dag("payments_sync", "Syncs settled payments from the payment provider every hour", &["finance-data"], &["finance", "ingest"], Some(60), Some("0 * * * *"), EXTRACT_LOAD, 0.02),
-        dag("inventory_snapshot", "Inventory levels per warehouse, four times a day", &["data-platform"], &["inventory"], Some(360), Some("0 */6 * * *"), EXTRACT_LOAD, 0.05),
-        dag("crm_contacts_sync", "Contacts and accounts from the CRM", &["analytics"], &["crm", "ingest"], Some(360), Some("0 */6 * * *"), EXTRACT_LOAD, 0.08),
-        dag("ads_spend_import", "Advertising spend from three ad networks", &["marketing-analytics"], &["marketing"], Some(360), Some("30 */6 * * *"), INGEST, 0.10),
-        dag("warehouse_daily_build", "Builds and tests the warehouse models", &["data-platform", "analytics"], &["warehouse", "dbt"], Some(1440), Some("@daily"), WAREHOUSE, 0.07),
-        dag("finance_ledger_close", "Daily ledger close and reconciliation", &["finance-data"], &["finance", "critical"], Some(1440), Some("0 2 * * *"), WAREHOUSE, 0.04),
-        dag("revenue_report", "Daily revenue report for the leadership team", &["analytics"], &["reporting", "finance"], Some(1440), Some("0 6 * * *"), REPORT, 0.03),
-        dag("marketing_attribution", "Multi-touch attribution model", &["marketing-analytics"], &["marketing", "ml"], Some(1440), Some("0 4 * * *"), ML, 0.06),
-        dag("churn_model_training", "Retrains the churn model", &["ml-team"], &["ml"], Some(1440), Some("0 3 * * *"), ML, 0.12),
-        dag("customer_360", "Customer profile tables joining CRM, orders and support", &["analytics"], &["warehouse", "customers"], Some(1440), Some("@daily"), WAREHOUSE, 0.05),
-        dag("support_tickets_sync", "Support tickets and satisfaction scores", &["analytics"], &["support", "ingest"], Some(1440), Some("15 1 * * *"), EXTRACT_LOAD, 0.04),
-        dag("data_quality_checks", "Freshness and volume checks on key tables", &["data-platform"], &["quality"], Some(1440), Some("0 7 * * *"), REPORT, 0.15),
-        dag("gdpr_erasure", "Applies pending erasure requests", &["data-platform", "legal"], &["compliance"], Some(1440), Some("0 0 * * *"), EXTRACT_LOAD, 0.02),
-        dag("weekly_kpi_digest", "Weekly KPI digest email", &["analytics"], &["reporting"], Some(10080), Some("@weekly"), REPORT, 0.0),
-        dag("backfill_events", "Manually triggered backfills of event tables", &["data-platform"], &["maintenance"], None, None, INGEST, 0.2),
-        dag("partner_feed_export", "Daily product feed for partners", &["partnerships"], &["export"], Some(1440), Some("0 5 * * *"), EXTRACT_LOAD, 0.05),
-        dag("fx_rates_import", "Foreign exchange rates, daily", &["finance-data"], &["finance"], Some(1440), Some("0 0 * * *"), INGEST, 0.01),
-        dag("search_index_refresh", "Rebuilds the product search index", &["search"], &["search"], Some(360), Some("0 */6 * * *"), EXTRACT_LOAD, 0.05),
-        dag("legacy_billing_export", "Billing export on the legacy Airflow", &["finance-data"], &["finance", "legacy"], Some(1440), Some("0 1 * * *"), EXTRACT_LOAD, 0.06),
-        dag("legacy_audit_log_archive", "Archives audit logs to cold storage", &["data-platform"], &["legacy", "compliance"], Some(1440), Some("0 3 * * *"), INGEST, 0.03),
-        dag("legacy_sales_rollup", "Sales roll-up used by the old dashboards", &["analytics"], &["legacy", "reporting"], Some(1440), Some("0 4 * * *"), REPORT, 0.1),
-        dag("legacy_inventory_reconcile", "Removed from Airflow last week", &["data-platform"], &["legacy"], Some(1440), Some("0 5 * * *"), EXTRACT_LOAD, 0.05),
-        dag("experimental_recommendations", "New recommendations pipeline, not enabled yet", &["ml-team"], &["ml", "experimental"], Some(1440), Some("@daily"), ML, 0.0),
+        dag(
+            "orders_ingest",
+            "Hourly copy of new order files from the shop's bucket",
+            &["data-platform"],
+            &["ingest", "orders"],
+            Some(60),
+            Some("@hourly"),
+            INGEST,
+            0.03,
+        ),
+        dag(
+            "clickstream_ingest",
+            "Hourly clickstream export from the tracking service",
+            &["data-platform"],
+            &["ingest", "web"],
+            Some(60),
+            Some("@hourly"),
+            INGEST,
+            0.05,
+        ),
+        dag(
+            "payments_sync",
+            "Syncs settled payments from the payment provider every hour",
+            &["finance-data"],
+            &["finance", "ingest"],
+            Some(60),
+            Some("0 * * * *"),
+            EXTRACT_LOAD,
+            0.02,
+        ),
+        dag(
+            "inventory_snapshot",
+            "Inventory levels per warehouse, four times a day",
+            &["data-platform"],
+            &["inventory"],
+            Some(360),
+            Some("0 */6 * * *"),
+            EXTRACT_LOAD,
+            0.05,
+        ),
+        dag(
+            "crm_contacts_sync",
+            "Contacts and accounts from the CRM",
+            &["analytics"],
+            &["crm", "ingest"],
+            Some(360),
+            Some("0 */6 * * *"),
+            EXTRACT_LOAD,
+            0.08,
+        ),
+        dag(
+            "ads_spend_import",
+            "Advertising spend from three ad networks",
+            &["marketing-analytics"],
+            &["marketing"],
+            Some(360),
+            Some("30 */6 * * *"),
+            INGEST,
+            0.10,
+        ),
+        dag(
+            "warehouse_daily_build",
+            "Builds and tests the warehouse models",
+            &["data-platform", "analytics"],
+            &["warehouse", "dbt"],
+            Some(1440),
+            Some("@daily"),
+            WAREHOUSE,
+            0.07,
+        ),
+        dag(
+            "finance_ledger_close",
+            "Daily ledger close and reconciliation",
+            &["finance-data"],
+            &["finance", "critical"],
+            Some(1440),
+            Some("0 2 * * *"),
+            WAREHOUSE,
+            0.04,
+        ),
+        dag(
+            "revenue_report",
+            "Daily revenue report for the leadership team",
+            &["analytics"],
+            &["reporting", "finance"],
+            Some(1440),
+            Some("0 6 * * *"),
+            REPORT,
+            0.03,
+        ),
+        dag(
+            "marketing_attribution",
+            "Multi-touch attribution model",
+            &["marketing-analytics"],
+            &["marketing", "ml"],
+            Some(1440),
+            Some("0 4 * * *"),
+            ML,
+            0.06,
+        ),
+        dag(
+            "churn_model_training",
+            "Retrains the churn model",
+            &["ml-team"],
+            &["ml"],
+            Some(1440),
+            Some("0 3 * * *"),
+            ML,
+            0.12,
+        ),
+        dag(
+            "customer_360",
+            "Customer profile tables joining CRM, orders and support",
+            &["analytics"],
+            &["warehouse", "customers"],
+            Some(1440),
+            Some("@daily"),
+            WAREHOUSE,
+            0.05,
+        ),
+        dag(
+            "support_tickets_sync",
+            "Support tickets and satisfaction scores",
+            &["analytics"],
+            &["support", "ingest"],
+            Some(1440),
+            Some("15 1 * * *"),
+            EXTRACT_LOAD,
+            0.04,
+        ),
+        dag(
+            "data_quality_checks",
+            "Freshness and volume checks on key tables",
+            &["data-platform"],
+            &["quality"],
+            Some(1440),
+            Some("0 7 * * *"),
+            REPORT,
+            0.15,
+        ),
+        dag(
+            "gdpr_erasure",
+            "Applies pending erasure requests",
+            &["data-platform", "legal"],
+            &["compliance"],
+            Some(1440),
+            Some("0 0 * * *"),
+            EXTRACT_LOAD,
+            0.02,
+        ),
+        dag(
+            "weekly_kpi_digest",
+            "Weekly KPI digest email",
+            &["analytics"],
+            &["reporting"],
+            Some(10080),
+            Some("@weekly"),
+            REPORT,
+            0.0,
+        ),
+        dag(
+            "backfill_events",
+            "Manually triggered backfills of event tables",
+            &["data-platform"],
+            &["maintenance"],
+            None,
+            None,
+            INGEST,
+            0.2,
+        ),
+        dag(
+            "partner_feed_export",
+            "Daily product feed for partners",
+            &["partnerships"],
+            &["export"],
+            Some(1440),
+            Some("0 5 * * *"),
+            EXTRACT_LOAD,
+            0.05,
+        ),
+        dag(
+            "fx_rates_import",
+            "Foreign exchange rates, daily",
+            &["finance-data"],
+            &["finance"],
+            Some(1440),
+            Some("0 0 * * *"),
+            INGEST,
+            0.01,
+        ),
+        dag(
+            "search_index_refresh",
+            "Rebuilds the product search index",
+            &["search"],
+            &["search"],
+            Some(360),
+            Some("0 */6 * * *"),
+            EXTRACT_LOAD,
+            0.05,
+        ),
+        dag(
+            "legacy_billing_export",
+            "Billing export on the legacy Airflow",
+            &["finance-data"],
+            &["finance", "legacy"],
+            Some(1440),
+            Some("0 1 * * *"),
+            EXTRACT_LOAD,
+            0.06,
+        ),
+        dag(
+            "legacy_audit_log_archive",
+            "Archives audit logs to cold storage",
+            &["data-platform"],
+            &["legacy", "compliance"],
+            Some(1440),
+            Some("0 3 * * *"),
+            INGEST,
+            0.03,
+        ),
+        dag(
+            "legacy_sales_rollup",
+            "Sales roll-up used by the old dashboards",
+            &["analytics"],
+            &["legacy", "reporting"],
+            Some(1440),
+            Some("0 4 * * *"),
+            REPORT,
+            0.1,
+        ),
+        dag(
+            "legacy_inventory_reconcile",
+            "Removed from Airflow last week",
+            &["data-platform"],
+            &["legacy"],
+            Some(1440),
+            Some("0 5 * * *"),
+            EXTRACT_LOAD,
+            0.05,
+        ),
+        dag(
+            "experimental_recommendations",
+            "New recommendations pipeline, not enabled yet",
+            &["ml-team"],
+            &["ml", "experimental"],
+            Some(1440),
+            Some("@daily"),
+            ML,
+            0.0,
+        ),
     ];
     for spec in specs.iter_mut().skip(20) {
         spec.connector = 1;
     }
-    let find = |specs: &mut Vec<DagSpec>, id: &str| specs.iter().position(|s| s.dag_id == id).expect("demo dag exists");
+    let find = |specs: &mut Vec<DagSpec>, id: &str| {
+        specs
+            .iter()
+            .position(|s| s.dag_id == id)
+            .expect("demo dag exists")
+    };
     let slow = find(&mut specs, "warehouse_daily_build");
     specs[slow].slow_rate = 0.2;
     let gone = find(&mut specs, "legacy_inventory_reconcile");
@@ -176,7 +406,11 @@ fn specs() -> Vec<DagSpec> {
 
 /// Loads the demo space unless it exists; always returns a usable admin API key (the one in
 /// `key`, when given, else a new random one).
-pub async fn load(repo: &Repository, key: Option<String>, now: DateTime<Utc>) -> Result<DemoOutcome> {
+pub async fn load(
+    repo: &Repository,
+    key: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<DemoOutcome> {
     let existing = repo.get_space(DEMO_SLUG).await?;
     let (space, loaded) = match existing {
         Some(space) => (space, false),
@@ -199,8 +433,14 @@ pub async fn load(repo: &Repository, key: Option<String>, now: DateTime<Utc>) ->
         Err(Error::Conflict(_)) if key.is_some() => key.unwrap_or_default(),
         Err(other) => return Err(other),
     };
-    let editor_key = repo.create_api_key(editor_user_id(), "demo", None, None, now).await?.secret;
-    let viewer_key = repo.create_api_key(viewer_user_id(), "demo", None, None, now).await?.secret;
+    let editor_key = repo
+        .create_api_key(editor_user_id(), "demo", None, None, now)
+        .await?
+        .secret;
+    let viewer_key = repo
+        .create_api_key(viewer_user_id(), "demo", None, None, now)
+        .await?
+        .secret;
     let mut outcome = DemoOutcome {
         loaded,
         space_id: space.id,
@@ -217,7 +457,12 @@ pub async fn load(repo: &Repository, key: Option<String>, now: DateTime<Utc>) ->
     Ok(outcome)
 }
 
-async fn write_data(repo: &Repository, space_id: Uuid, now: DateTime<Utc>, outcome: &mut DemoOutcome) -> Result<()> {
+async fn write_data(
+    repo: &Repository,
+    space_id: Uuid,
+    now: DateTime<Utc>,
+    outcome: &mut DemoOutcome,
+) -> Result<()> {
     let teams: Vec<Team> = ["Data Platform", "Analytics", "Finance Data"]
         .into_iter()
         .map(|name| Team {
@@ -231,8 +476,20 @@ async fn write_data(repo: &Repository, space_id: Uuid, now: DateTime<Utc>, outco
         repo.put_team(team).await?;
     }
     let connectors = [
-        ("Airflow production", "http://127.0.0.1:28080", AirflowApiVersion::V2, "admin", "DEMO_AIRFLOW_PASSWORD"),
-        ("Airflow legacy", "http://127.0.0.1:28082", AirflowApiVersion::V1, "admin", "DEMO_AIRFLOW_LEGACY_PASSWORD"),
+        (
+            "Airflow production",
+            "http://127.0.0.1:28080",
+            AirflowApiVersion::V2,
+            "admin",
+            "DEMO_AIRFLOW_PASSWORD",
+        ),
+        (
+            "Airflow legacy",
+            "http://127.0.0.1:28082",
+            AirflowApiVersion::V1,
+            "admin",
+            "DEMO_AIRFLOW_LEGACY_PASSWORD",
+        ),
     ]
     .map(|(name, url, version, user, env)| Connector {
         id: demo_id(&format!("connector:{name}")),
@@ -263,7 +520,14 @@ async fn write_data(repo: &Repository, space_id: Uuid, now: DateTime<Utc>, outco
             let team = teams[index % teams.len()].id;
             let criticality = crate::domain::model::Criticality::ALL[index % 4];
             pipeline = repo
-                .set_pipeline_governance(space_id, pipeline.id, Some(Some(team)), Some(Some(criticality)), admin_user_id(), now)
+                .set_pipeline_governance(
+                    space_id,
+                    pipeline.id,
+                    Some(Some(team)),
+                    Some(Some(criticality)),
+                    admin_user_id(),
+                    now,
+                )
                 .await?;
         }
         let runs = runs_of(spec, &pipeline, now, &mut rng);
@@ -315,12 +579,23 @@ fn pipeline_of(spec: &DagSpec, space_id: Uuid, connector_id: Uuid, now: DateTime
     }
 }
 
-fn runs_of(spec: &DagSpec, pipeline: &Pipeline, now: DateTime<Utc>, rng: &mut StdRng) -> Vec<RunWithTasks> {
+fn runs_of(
+    spec: &DagSpec,
+    pipeline: &Pipeline,
+    now: DateTime<Utc>,
+    rng: &mut StdRng,
+) -> Vec<RunWithTasks> {
     // Align the first slot to the schedule (daily DAGs at midnight, hourly on the hour).
     let grid = Duration::minutes(spec.every_minutes.unwrap_or(60).min(1440));
-    let start = (now - Duration::days(DEMO_DAYS)).duration_trunc(grid).unwrap_or(now);
+    let start = (now - Duration::days(DEMO_DAYS))
+        .duration_trunc(grid)
+        .unwrap_or(now);
     // A removed DAG stopped a week ago.
-    let end = if spec.active { now } else { now - Duration::days(7) };
+    let end = if spec.active {
+        now
+    } else {
+        now - Duration::days(7)
+    };
     let mut slots: Vec<(DateTime<Utc>, &str)> = Vec::new();
     if let Some(every) = spec.every_minutes {
         let mut at = start;
@@ -332,7 +607,8 @@ fn runs_of(spec: &DagSpec, pipeline: &Pipeline, now: DateTime<Utc>, rng: &mut St
     if spec.every_minutes != Some(60) && !spec.paused {
         // A couple of manual runs per pipeline.
         for _ in 0..rng.random_range(1..=3) {
-            let at = start + Duration::minutes(rng.random_range(0..(end - start).num_minutes().max(1)));
+            let at =
+                start + Duration::minutes(rng.random_range(0..(end - start).num_minutes().max(1)));
             slots.push((at, "manual"));
         }
     }
@@ -375,12 +651,24 @@ fn build_run(
 ) -> RunWithTasks {
     let interval = Duration::minutes(spec.every_minutes.unwrap_or(60));
     // Scheduled runs start once their data interval has ended; manual runs right away.
-    let queued = if run_type == "scheduled" { logical + interval } else { logical } + Duration::seconds(rng.random_range(1..20));
+    let queued = if run_type == "scheduled" {
+        logical + interval
+    } else {
+        logical
+    } + Duration::seconds(rng.random_range(1..20));
     let started = queued + Duration::seconds(rng.random_range(1..15));
-    let prefix = if run_type == "scheduled" { "scheduled" } else { "manual" };
+    let prefix = if run_type == "scheduled" {
+        "scheduled"
+    } else {
+        "manual"
+    };
     let dag_run_id = format!("{prefix}__{}", logical.format("%Y-%m-%dT%H:%M:%S+00:00"));
     let run_id = ids::run_id(pipeline.id, &dag_run_id);
-    let factor = if slow { rng.random_range(2.5..4.0) } else { 1.0 };
+    let factor = if slow {
+        rng.random_range(2.5..4.0)
+    } else {
+        1.0
+    };
     let failing_task = (outcome == Outcome::Failed).then(|| rng.random_range(0..spec.tasks.len()));
 
     let mut task_runs = Vec::new();
@@ -389,18 +677,40 @@ fn build_run(
     let mut failed = false;
     for (position, (task_id, operator, base_seconds)) in spec.tasks.iter().enumerate() {
         if failed {
-            task_runs.push(task_run(pipeline, run_id, task_id, operator, "upstream_failed", 1, None, None));
+            task_runs.push(task_run(
+                pipeline,
+                run_id,
+                task_id,
+                operator,
+                "upstream_failed",
+                1,
+                None,
+                None,
+            ));
             continue;
         }
         // The failing task is retried once; a few others need a second try too.
-        let tries = if failing_task == Some(position) || rng.random_bool(0.03) { 2 } else { 1 };
+        let tries = if failing_task == Some(position) || rng.random_bool(0.03) {
+            2
+        } else {
+            1
+        };
         for try_number in 1..=tries {
             let seconds = (*base_seconds as f64 * factor * rng.random_range(0.85..1.15)).max(1.0);
             let begin = cursor + Duration::seconds(rng.random_range(1..5));
             let finish = begin + Duration::milliseconds((seconds * 1000.0) as i64);
             if finish > now {
                 // Still in flight at load time.
-                task_runs.push(task_run(pipeline, run_id, task_id, operator, "running", try_number, Some(begin), None));
+                task_runs.push(task_run(
+                    pipeline,
+                    run_id,
+                    task_id,
+                    operator,
+                    "running",
+                    try_number,
+                    Some(begin),
+                    None,
+                ));
                 still_running = true;
                 break;
             }
@@ -410,8 +720,22 @@ fn build_run(
                 (_, false) => "up_for_retry",
                 (false, true) => "success",
             };
-            task_runs.push(task_run(pipeline, run_id, task_id, operator, status, try_number, Some(begin), Some(finish)));
-            cursor = finish + if last_try { Duration::zero() } else { Duration::seconds(60) };
+            task_runs.push(task_run(
+                pipeline,
+                run_id,
+                task_id,
+                operator,
+                status,
+                try_number,
+                Some(begin),
+                Some(finish),
+            ));
+            cursor = finish
+                + if last_try {
+                    Duration::zero()
+                } else {
+                    Duration::seconds(60)
+                };
         }
         if still_running {
             break;

@@ -56,7 +56,10 @@ pub fn team(space_id: Uuid, team_id: Uuid) -> Key {
 pub const TEAM_PREFIX: &str = "TEAM#";
 
 pub fn connector(space_id: Uuid, connector_id: Uuid) -> Key {
-    Key::new(space_partition(space_id), format!("CONNECTOR#{connector_id}"))
+    Key::new(
+        space_partition(space_id),
+        format!("CONNECTOR#{connector_id}"),
+    )
 }
 
 pub const CONNECTOR_PREFIX: &str = "CONNECTOR#";
@@ -78,7 +81,10 @@ pub fn run_series(pipeline_id: Uuid) -> Key {
 }
 
 pub fn task_history(pipeline_id: Uuid, task_id: &str) -> Key {
-    Key::new(format!("PIPELINE#{pipeline_id}"), format!("TASKHIST#{task_id}"))
+    Key::new(
+        format!("PIPELINE#{pipeline_id}"),
+        format!("TASKHIST#{task_id}"),
+    )
 }
 
 /// A run and its task runs share a partition: one query reads a run with all its task runs.
@@ -119,7 +125,10 @@ pub fn task_run_gsi1(task_run_id: Uuid) -> (String, String) {
 
 /// A user's watches in a space.
 pub fn watch(space_id: Uuid, user_id: Uuid, pipeline_id: Uuid) -> Key {
-    Key::new(watches_of(space_id, user_id), format!("PIPELINE#{pipeline_id}"))
+    Key::new(
+        watches_of(space_id, user_id),
+        format!("PIPELINE#{pipeline_id}"),
+    )
 }
 
 pub fn watches_of(space_id: Uuid, user_id: Uuid) -> String {
@@ -134,7 +143,10 @@ pub fn comment(comment_id: Uuid) -> Key {
 /// A comment's entry in its target's list (a copy, written in the same transaction), so
 /// listing is one strongly consistent query in creation order.
 pub fn comment_entry(target_id: Uuid, created_at: DateTime<Utc>, comment_id: Uuid) -> Key {
-    Key::new(comments_of(target_id), format!("{}#{comment_id}", stamp(created_at)))
+    Key::new(
+        comments_of(target_id),
+        format!("{}#{comment_id}", stamp(created_at)),
+    )
 }
 
 pub fn comments_of(target_id: Uuid) -> String {

@@ -66,17 +66,31 @@ impl TestApp {
         let key_for = async |name: &str, slug: &str, role: Role| {
             let user = repo.create_user(name, None, now).await.unwrap();
             repo.set_membership(slug, user.id, role, now).await.unwrap();
-            let key = repo.create_api_key(user.id, "test", None, None, now).await.unwrap();
+            let key = repo
+                .create_api_key(user.id, "test", None, None, now)
+                .await
+                .unwrap();
             (user.id, key.secret)
         };
         let (admin_id, admin) = key_for("Ada Admin", SPACE, Role::Admin).await;
         let (_, editor) = key_for("Eddie Editor", SPACE, Role::Editor).await;
         let (viewer_id, viewer) = key_for("Vera Viewer", SPACE, Role::Viewer).await;
         let (_, outsider) = key_for("Olga Outsider", OTHER_SPACE, Role::Admin).await;
-        let revoked_key = repo.create_api_key(admin_id, "old", None, None, now).await.unwrap();
-        repo.revoke_api_key(revoked_key.record.id, now).await.unwrap();
+        let revoked_key = repo
+            .create_api_key(admin_id, "old", None, None, now)
+            .await
+            .unwrap();
+        repo.revoke_api_key(revoked_key.record.id, now)
+            .await
+            .unwrap();
         let expired = repo
-            .create_api_key(admin_id, "expired", Some(now - Duration::minutes(1)), None, now)
+            .create_api_key(
+                admin_id,
+                "expired",
+                Some(now - Duration::minutes(1)),
+                None,
+                now,
+            )
             .await
             .unwrap()
             .secret;
@@ -85,7 +99,10 @@ impl TestApp {
         let other_connector = new_connector(other_space.id, admin_id, "other");
         repo.put_connector(&connector).await.unwrap();
         repo.put_connector(&other_connector).await.unwrap();
-        let team = repo.create_team(space.id, "Data Platform", now).await.unwrap();
+        let team = repo
+            .create_team(space.id, "Data Platform", now)
+            .await
+            .unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -136,7 +153,12 @@ impl TestApp {
     }
 
     /// Writes a pipeline (metadata) into a space.
-    pub async fn add_pipeline(&self, connector: &Connector, dag_id: &str, edit: impl FnOnce(&mut Pipeline)) -> Pipeline {
+    pub async fn add_pipeline(
+        &self,
+        connector: &Connector,
+        dag_id: &str,
+        edit: impl FnOnce(&mut Pipeline),
+    ) -> Pipeline {
         let mut pipeline = pipeline(connector, dag_id);
         edit(&mut pipeline);
         self.repo.upsert_pipeline_metadata(&pipeline).await.unwrap();
@@ -145,7 +167,10 @@ impl TestApp {
 
     /// Ingests runs into a pipeline through the sync's write path.
     pub async fn add_runs(&self, pipeline: &Pipeline, runs: Vec<RunWithTasks>) {
-        self.repo.ingest_runs(pipeline, runs, Utc::now()).await.unwrap();
+        self.repo
+            .ingest_runs(pipeline, runs, Utc::now())
+            .await
+            .unwrap();
     }
 }
 
@@ -194,7 +219,13 @@ pub fn pipeline(connector: &Connector, dag_id: &str) -> Pipeline {
 }
 
 /// A run of `pipeline` that started `ago` before now and, if finished, took `seconds`.
-pub fn run(pipeline: &Pipeline, dag_run_id: &str, ago: Duration, status: RunStatus, seconds: Option<i64>) -> RunWithTasks {
+pub fn run(
+    pipeline: &Pipeline,
+    dag_run_id: &str,
+    ago: Duration,
+    status: RunStatus,
+    seconds: Option<i64>,
+) -> RunWithTasks {
     run_at(pipeline, dag_run_id, Utc::now() - ago, status, seconds)
 }
 
@@ -214,7 +245,12 @@ pub fn run_at(
             dag_id: pipeline.dag_id.clone(),
             dag_run_id: dag_run_id.to_string(),
             status,
-            run_type: if dag_run_id.starts_with("manual") { "manual" } else { "scheduled" }.to_string(),
+            run_type: if dag_run_id.starts_with("manual") {
+                "manual"
+            } else {
+                "scheduled"
+            }
+            .to_string(),
             logical_date: Some(started - Duration::hours(1)),
             queued_at: Some(started - Duration::seconds(5)),
             started_at: Some(started),
@@ -229,7 +265,13 @@ pub fn run_at(
 }
 
 /// A task-run try inside a run.
-pub fn task_run(run: &Run, task_id: &str, try_number: u32, status: &str, seconds: Option<i64>) -> TaskRun {
+pub fn task_run(
+    run: &Run,
+    task_id: &str,
+    try_number: u32,
+    status: &str,
+    seconds: Option<i64>,
+) -> TaskRun {
     let start = run.started_at.unwrap_or_else(Utc::now);
     TaskRun {
         id: ids::task_run_id(run.id, task_id, -1, try_number),

@@ -30,12 +30,19 @@ impl TestTable {
         match backend {
             Backend::Embedded => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let table = EmbeddedTable::open(&dir.path().join("test.redb")).expect("open embedded store");
-                Self { table: Arc::new(table), _dir: Some(dir) }
+                let table = EmbeddedTable::open(&dir.path().join("test.redb"))
+                    .expect("open embedded store");
+                Self {
+                    table: Arc::new(table),
+                    _dir: Some(dir),
+                }
             }
             Backend::DynamoDb => {
                 let table = dynamo_table().await;
-                Self { table: Arc::new(table), _dir: None }
+                Self {
+                    table: Arc::new(table),
+                    _dir: None,
+                }
             }
         }
     }

@@ -16,25 +16,66 @@ struct Cli {
 }
 
 async fn admin(repo: &Repository, args: &[&str]) -> Value {
-    let cli = Cli::try_parse_from(std::iter::once("admin").chain(args.iter().copied())).expect("valid arguments");
-    local::admin::run(repo, None, cli.command).await.expect("command succeeds")
+    let cli = Cli::try_parse_from(std::iter::once("admin").chain(args.iter().copied()))
+        .expect("valid arguments");
+    local::admin::run(repo, None, cli.command)
+        .await
+        .expect("command succeeds")
 }
 
 async fn admin_err(repo: &Repository, args: &[&str]) -> String {
-    let cli = Cli::try_parse_from(std::iter::once("admin").chain(args.iter().copied())).expect("valid arguments");
-    local::admin::run(repo, None, cli.command).await.expect_err("command fails").to_string()
+    let cli = Cli::try_parse_from(std::iter::once("admin").chain(args.iter().copied()))
+        .expect("valid arguments");
+    local::admin::run(repo, None, cli.command)
+        .await
+        .expect_err("command fails")
+        .to_string()
 }
 
 async fn bootstrap_a_space_and_use_the_key(backend: Backend) {
     let table = TestTable::new(backend).await;
     let repo = Repository::new(table.table.clone());
     admin(&repo, &["create-space", "--slug", "acme", "--name", "Acme"]).await;
-    assert!(admin_err(&repo, &["create-space", "--slug", "acme", "--name", "Again"]).await.contains("already exists"));
-    assert!(admin_err(&repo, &["create-space", "--slug", "Bad Slug", "--name", "x"]).await.contains("validation"));
-    let user = admin(&repo, &["create-user", "--name", "Ada", "--email", "ada@example.com"]).await;
+    assert!(
+        admin_err(
+            &repo,
+            &["create-space", "--slug", "acme", "--name", "Again"]
+        )
+        .await
+        .contains("already exists")
+    );
+    assert!(
+        admin_err(
+            &repo,
+            &["create-space", "--slug", "Bad Slug", "--name", "x"]
+        )
+        .await
+        .contains("validation")
+    );
+    let user = admin(
+        &repo,
+        &["create-user", "--name", "Ada", "--email", "ada@example.com"],
+    )
+    .await;
     let user_id = user["id"].as_str().unwrap().to_string();
-    admin(&repo, &["set-member", "--space", "acme", "--user", &user_id, "--role", "viewer"]).await;
-    let key = admin(&repo, &["create-key", "--user", &user_id, "--expires-in-days", "30"]).await;
+    admin(
+        &repo,
+        &[
+            "set-member",
+            "--space",
+            "acme",
+            "--user",
+            &user_id,
+            "--role",
+            "viewer",
+        ],
+    )
+    .await;
+    let key = admin(
+        &repo,
+        &["create-key", "--user", &user_id, "--expires-in-days", "30"],
+    )
+    .await;
     let secret = key["key"].as_str().unwrap().to_string();
     assert!(secret.starts_with("orch_"));
     assert!(key["expires_at"].is_string());
@@ -43,17 +84,41 @@ async fn bootstrap_a_space_and_use_the_key(backend: Backend) {
     let connector = admin(
         &repo,
         &[
-            "create-connector", "--space", "acme", "--name", "prod", "--base-url", "https://airflow.example.com/",
-            "--created-by", &user_id, "--username", "svc", "--password-secret-arn", "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            "create-connector",
+            "--space",
+            "acme",
+            "--name",
+            "prod",
+            "--base-url",
+            "https://airflow.example.com/",
+            "--created-by",
+            &user_id,
+            "--username",
+            "svc",
+            "--password-secret-arn",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:x",
         ],
     )
     .await;
     assert_eq!(connector["base_url"], "https://airflow.example.com");
     assert_eq!(connector["auth"]["password"]["source"], "secrets_manager");
     assert!(
-        admin_err(&repo, &["create-connector", "--space", "acme", "--name", "x", "--base-url", "https://a", "--created-by", &user_id])
-            .await
-            .contains("needs either")
+        admin_err(
+            &repo,
+            &[
+                "create-connector",
+                "--space",
+                "acme",
+                "--name",
+                "x",
+                "--base-url",
+                "https://a",
+                "--created-by",
+                &user_id
+            ]
+        )
+        .await
+        .contains("needs either")
     );
 
     // The printed key works over HTTP; the stored record holds only its hash.
@@ -63,14 +128,40 @@ async fn bootstrap_a_space_and_use_the_key(backend: Backend) {
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("{base}/api/v1.0/spaces/acme/orchestration/pipelines");
     let client = reqwest::Client::new();
-    assert_eq!(client.get(&url).bearer_auth(&secret).send().await.unwrap().status(), 200);
-    let stored = repo.find_api_key(&shared::auth::hash_key(&secret)).await.unwrap().unwrap();
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let stored = repo
+        .find_api_key(&shared::auth::hash_key(&secret))
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(stored.key_hash, secret);
     assert!(!serde_json::to_string(&stored).unwrap().contains(&secret));
 
-    let revoked = admin(&repo, &["revoke-key", "--key-id", key["id"].as_str().unwrap()]).await;
+    let revoked = admin(
+        &repo,
+        &["revoke-key", "--key-id", key["id"].as_str().unwrap()],
+    )
+    .await;
     assert!(revoked["revoked_at"].is_string());
-    assert_eq!(client.get(&url).bearer_auth(&secret).send().await.unwrap().status(), 401);
+    assert_eq!(
+        client
+            .get(&url)
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     server.abort();
 }
 

@@ -6,8 +6,9 @@ use orchestration_tests::app::TestApp;
 
 #[test]
 fn committed_document_is_current() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
-        .expect("docs/openapi.json exists");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json"))
+            .expect("docs/openapi.json exists");
     assert!(
         committed == local::openapi_text(),
         "docs/openapi.json is stale: run scripts/openapi and commit the result"
@@ -20,15 +21,24 @@ fn document_is_openapi_3_1_with_every_operation_secured() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
     let paths = doc["paths"].as_object().unwrap();
-    let operations: usize = paths.values().map(|item| item.as_object().unwrap().len()).sum();
+    let operations: usize = paths
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
     assert_eq!(operations, 15, "every implemented operation is documented");
     for (path, item) in paths {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
             for status in ["401", "404", "422", "500"] {
-                assert!(responses.contains_key(status), "{method} {path} documents {status}");
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} documents {status}"
+                );
             }
-            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path} has a success response");
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path} has a success response"
+            );
         }
     }
 }
@@ -49,11 +59,24 @@ async fn every_documented_operation_is_served() {
         assert!(!concrete.contains('{'), "unhandled parameter in {path}");
         for method in item.as_object().unwrap().keys() {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let response = app.client.request(method.clone(), format!("{}{concrete}", app.base)).send().await.unwrap();
+            let response = app
+                .client
+                .request(method.clone(), format!("{}{concrete}", app.base))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), 401, "{method} {path}");
         }
     }
     // And the local server publishes the same document.
-    let served: serde_json::Value = app.client.get(format!("{}{}", app.base, local::OPENAPI_PATH)).send().await.unwrap().json().await.unwrap();
+    let served: serde_json::Value = app
+        .client
+        .get(format!("{}{}", app.base, local::OPENAPI_PATH))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(served, doc);
 }

@@ -27,12 +27,20 @@ use uuid::Uuid;
 /// This group's routes, relative to the API prefix.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/runs/{run_id}/comments", get(list_run_comments).post(create_run_comment))
+        .route(
+            "/runs/{run_id}/comments",
+            get(list_run_comments).post(create_run_comment),
+        )
         .route(
             "/task-runs/{task_run_id}/comments",
             get(list_task_run_comments).post(create_task_run_comment),
         )
-        .route("/comments/{comment_id}", put(update_comment).patch(patch_comment).delete(delete_comment))
+        .route(
+            "/comments/{comment_id}",
+            put(update_comment)
+                .patch(patch_comment)
+                .delete(delete_comment),
+        )
 }
 
 /// This group's part of the OpenAPI document.
@@ -56,13 +64,15 @@ pub fn router(state: AppState) -> Router {
 /// The comment's text from a `{"content": "..."}` body (trimmed, 1 to 10,000 characters).
 fn content(body: JsonBody) -> Result<String> {
     let mut fields = body.required()?;
-    let content = fields.string("content").and_then(|raw| match normalize_comment(&raw) {
-        Ok(content) => Some(content),
-        Err(msg) => {
-            fields.reject("content", msg, "string_length");
-            None
-        }
-    });
+    let content = fields
+        .string("content")
+        .and_then(|raw| match normalize_comment(&raw) {
+            Ok(content) => Some(content),
+            Err(msg) => {
+                fields.reject("content", msg, "string_length");
+                None
+            }
+        });
     fields.finish()?;
     content.ok_or_else(|| Error::internal("content checked by finish"))
 }
@@ -80,9 +90,13 @@ fn if_match(headers: &HeaderMap) -> Result<Option<&str>> {
     headers
         .get(IF_MATCH)
         .map(|value| {
-            value
-                .to_str()
-                .map_err(|_| Error::validation(&["header", "if-match"], "Invalid If-Match header", "value_error"))
+            value.to_str().map_err(|_| {
+                Error::validation(
+                    &["header", "if-match"],
+                    "Invalid If-Match header",
+                    "value_error",
+                )
+            })
         })
         .transpose()
 }
@@ -170,7 +184,15 @@ async fn create_run_comment(
 ) -> Result<Response> {
     let run_id = path.uuid("run_id")?;
     let content = content(body)?;
-    let comment = comments::create(&state.repo, &caller, CommentTarget::Run, run_id, content, Utc::now()).await?;
+    let comment = comments::create(
+        &state.repo,
+        &caller,
+        CommentTarget::Run,
+        run_id,
+        content,
+        Utc::now(),
+    )
+    .await?;
     Ok(with_etag(StatusCode::CREATED, comment))
 }
 
@@ -195,8 +217,15 @@ async fn create_task_run_comment(
 ) -> Result<Response> {
     let task_run_id = path.uuid("task_run_id")?;
     let content = content(body)?;
-    let comment =
-        comments::create(&state.repo, &caller, CommentTarget::TaskRun, task_run_id, content, Utc::now()).await?;
+    let comment = comments::create(
+        &state.repo,
+        &caller,
+        CommentTarget::TaskRun,
+        task_run_id,
+        content,
+        Utc::now(),
+    )
+    .await?;
     Ok(with_etag(StatusCode::CREATED, comment))
 }
 
@@ -224,8 +253,15 @@ async fn update_comment(
 ) -> Result<Response> {
     let comment_id = path.uuid("comment_id")?;
     let content = content(body)?;
-    let comment =
-        comments::update(&state.repo, &caller, comment_id, content, if_match(&headers)?, Utc::now()).await?;
+    let comment = comments::update(
+        &state.repo,
+        &caller,
+        comment_id,
+        content,
+        if_match(&headers)?,
+        Utc::now(),
+    )
+    .await?;
     Ok(with_etag(StatusCode::OK, comment))
 }
 

@@ -5,25 +5,26 @@
 //! Handlers only translate HTTP to a service call and back; the rules live in
 //! `shared::service::{pipelines, governance}`.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::response::{IntoResponse, Response};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, put};
-use axum::Json;
 use chrono::Utc;
+use shared::Result;
+use shared::api::{
+    CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView,
+    TeamUpdate,
+};
 use shared::auth::Caller;
-use shared::domain::model::{Criticality, PipelineStatus, Provider};
+use shared::domain::model::{Criticality, PipelineStatus, Provider, Role};
+use shared::http::body::JsonBody;
 use shared::http::pagination::paginated;
 use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
 use shared::http::{AppState, app};
-use shared::http::body::JsonBody;
 use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
-use shared::Result;
-use shared::api::{
-    CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView, TeamUpdate,
-};
 use utoipa::OpenApi;
 
 /// This group's routes, relative to the API prefix.
@@ -32,13 +33,23 @@ pub fn routes() -> Router<AppState> {
         .route("/pipelines", get(list_pipelines))
         .route("/pipelines/{pipeline_id}", get(get_pipeline))
         .route("/pipelines/{pipeline_id}/team", patch(set_team))
-        .route("/pipelines/{pipeline_id}/criticality", patch(set_criticality))
+        .route(
+            "/pipelines/{pipeline_id}/criticality",
+            patch(set_criticality),
+        )
         .route("/pipelines/{pipeline_id}/watch", put(watch).delete(unwatch))
 }
 
 /// This group's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(list_pipelines, get_pipeline, set_team, set_criticality, watch, unwatch))]
+#[openapi(paths(
+    list_pipelines,
+    get_pipeline,
+    set_team,
+    set_criticality,
+    watch,
+    unwatch
+))]
 pub struct ApiDoc;
 
 /// The complete application of this function.
@@ -136,11 +147,14 @@ async fn set_team(
     body: JsonBody,
 ) -> Result<Response> {
     let pipeline_id = path.uuid("pipeline_id")?;
+    // Role before body: a viewer learns nothing from validation errors.
+    caller.require(Role::Editor)?;
     let mut fields = body.required()?;
     let team_id = fields.nullable_uuid("team_id");
     fields.finish()?;
     let team_id = team_id.expect("checked by finish");
-    let pipeline = governance::set_team(&state.repo, &caller, pipeline_id, team_id, Utc::now()).await?;
+    let pipeline =
+        governance::set_team(&state.repo, &caller, pipeline_id, team_id, Utc::now()).await?;
     Ok(Json(pipeline).into_response())
 }
 
@@ -165,12 +179,15 @@ async fn set_criticality(
     body: JsonBody,
 ) -> Result<Response> {
     let pipeline_id = path.uuid("pipeline_id")?;
+    // Role before body: a viewer learns nothing from validation errors.
+    caller.require(Role::Editor)?;
     let mut fields = body.required()?;
     let criticality = fields.nullable_choice("criticality", &Criticality::ALL, Criticality::as_str);
     fields.finish()?;
     let criticality = criticality.expect("checked by finish");
     let pipeline =
-        governance::set_criticality(&state.repo, &caller, pipeline_id, criticality, Utc::now()).await?;
+        governance::set_criticality(&state.repo, &caller, pipeline_id, criticality, Utc::now())
+            .await?;
     Ok(Json(pipeline).into_response())
 }
 
@@ -182,7 +199,11 @@ async fn set_criticality(
     params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
     responses((status = 204, description = "The caller watches the pipeline"))
 )]
-async fn watch(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<StatusCode> {
+async fn watch(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+) -> Result<StatusCode> {
     let pipeline_id = path.uuid("pipeline_id")?;
     governance::set_watch(&state.repo, &caller, pipeline_id, true, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -196,7 +217,11 @@ async fn watch(State(state): State<AppState>, caller: Caller, path: PathParams) 
     params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
     responses((status = 204, description = "The caller does not watch the pipeline"))
 )]
-async fn unwatch(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<StatusCode> {
+async fn unwatch(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+) -> Result<StatusCode> {
     let pipeline_id = path.uuid("pipeline_id")?;
     governance::set_watch(&state.repo, &caller, pipeline_id, false, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)

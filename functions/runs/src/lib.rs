@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use shared::Result;
 use shared::api::{RunDetailView, RunListParams, RunView};
-use utoipa::OpenApi;
 use shared::auth::Caller;
 use shared::domain::model::{RUN_TYPES, RunStatus};
 use shared::http::pagination::paginated;
 use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
 use shared::http::{AppState, app};
 use shared::service::runs::{self, RunFilter};
+use utoipa::OpenApi;
 
 /// This group's routes, relative to the API prefix.
 pub fn routes() -> Router<AppState> {
@@ -68,7 +68,11 @@ async fn list_runs(
     };
     if let (Some(from), Some(to)) = (filter.started_from, filter.started_to) {
         if from > to {
-            params.reject("started_to", "started_to must not be before started_from", "value_error");
+            params.reject(
+                "started_to",
+                "started_to must not be before started_from",
+                "value_error",
+            );
         }
     }
     let page = params.page(LARGE_PAGES);
@@ -85,7 +89,11 @@ async fn list_runs(
     params(("slug" = String, Path, description = "The space's slug"), ("run_id" = Uuid, Path, description = "The run's id")),
     responses((status = 200, description = "The run and its task runs", body = RunDetailView))
 )]
-async fn get_run(State(state): State<AppState>, caller: Caller, path: PathParams) -> Result<Response> {
+async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+) -> Result<Response> {
     let run_id = path.uuid("run_id")?;
     let run = runs::get(&state.repo, &caller, run_id).await?;
     Ok(Json(run).into_response())

@@ -17,7 +17,10 @@ pub fn run_id(pipeline_id: Uuid, dag_run_id: &str) -> Uuid {
 pub fn task_run_id(run_id: Uuid, task_id: &str, map_index: i64, try_number: u32) -> Uuid {
     // `/` cannot occur in an Airflow task id's separator position ambiguously: task ids are
     // `[A-Za-z0-9_.-]` (dots for task groups), so the joined name is unique.
-    Uuid::new_v5(&run_id, format!("{task_id}/{map_index}/{try_number}").as_bytes())
+    Uuid::new_v5(
+        &run_id,
+        format!("{task_id}/{map_index}/{try_number}").as_bytes(),
+    )
 }
 
 #[cfg(test)]
@@ -35,6 +38,9 @@ mod tests {
             task_run_id(run, "load", -1, 1),
             task_run_id(run, "load", -1, 2)
         );
-        assert_ne!(task_run_id(run, "load", 0, 1), task_run_id(run, "load", -1, 1));
+        assert_ne!(
+            task_run_id(run, "load", 0, 1),
+            task_run_id(run, "load", -1, 1)
+        );
     }
 }

@@ -444,7 +444,9 @@ pub fn normalize_comment(content: &str) -> Result<String, String> {
         return Err("String should have at least 1 character after trimming".into());
     }
     if trimmed.chars().count() > MAX_COMMENT_CHARS {
-        return Err(format!("String should have at most {MAX_COMMENT_CHARS} characters"));
+        return Err(format!(
+            "String should have at most {MAX_COMMENT_CHARS} characters"
+        ));
     }
     Ok(trimmed.to_string())
 }

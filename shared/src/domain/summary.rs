@@ -93,7 +93,10 @@ impl RunSeries {
             .decode(text)
             .map_err(|e| SeriesError(e.to_string()))?;
         if bytes.len() % SAMPLE_BYTES != 0 {
-            return Err(SeriesError(format!("length {} is not a whole number of samples", bytes.len())));
+            return Err(SeriesError(format!(
+                "length {} is not a whole number of samples",
+                bytes.len()
+            )));
         }
         let word = |chunk: &[u8], at: usize| {
             u32::from_le_bytes([chunk[at], chunk[at + 1], chunk[at + 2], chunk[at + 3]])
@@ -292,7 +295,12 @@ mod tests {
 
     /// A sample at `at` seconds since the epoch.
     fn sample(key: u32, at: i64, status: RunStatus, duration_ms: Option<u32>) -> RunSample {
-        RunSample { key, at: at * 1_000_000, status, duration_ms }
+        RunSample {
+            key,
+            at: at * 1_000_000,
+            status,
+            duration_ms,
+        }
     }
 
     #[test]

@@ -17,7 +17,11 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .map(|value| value.to_str().map_err(|_| Error::Unauthenticated("Invalid API key")))
+            .map(|value| {
+                value
+                    .to_str()
+                    .map_err(|_| Error::Unauthenticated("Invalid API key"))
+            })
             .transpose()?;
         let key = auth::bearer_token(header)?.to_string();
         let params = RawPathParams::from_request_parts(parts, state)

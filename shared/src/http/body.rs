@@ -23,14 +23,22 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge
-            } else {
-                Error::validation(&["body"], "Could not read the request body", "body_read")
-            }
-        })?;
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::PayloadTooLarge
+                } else {
+                    Error::validation(&["body"], "Could not read the request body", "body_read")
+                }
+            })?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
@@ -44,7 +52,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         })?;
         match value {
             Value::Object(map) => Ok(Self(Some(map))),
-            _ => Err(Error::validation(&["body"], "Input should be a JSON object", "model_type")),
+            _ => Err(Error::validation(
+                &["body"],
+                "Input should be a JSON object",
+                "model_type",
+            )),
         }
     }
 }
@@ -72,11 +84,15 @@ pub struct Fields {
 
 impl Fields {
     fn new(map: Map<String, Value>) -> Self {
-        Self { map, errors: Vec::new() }
+        Self {
+            map,
+            errors: Vec::new(),
+        }
     }
 
     fn error(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
-        self.errors.push(FieldError::new(&["body", name], msg, kind));
+        self.errors
+            .push(FieldError::new(&["body", name], msg, kind));
     }
 
     /// `Some(value)` when present (JSON `null` included); records `missing` when required.
@@ -118,7 +134,12 @@ impl Fields {
     }
 
     /// A required field that is one of `allowed` labels, or `null`.
-    pub fn nullable_choice<T: Copy>(&mut self, name: &str, all: &[T], label: fn(T) -> &'static str) -> Option<Option<T>> {
+    pub fn nullable_choice<T: Copy>(
+        &mut self,
+        name: &str,
+        all: &[T],
+        label: fn(T) -> &'static str,
+    ) -> Option<Option<T>> {
         match self.take(name, true)? {
             Value::Null => Some(None),
             Value::String(s) => {
@@ -126,11 +147,19 @@ impl Fields {
                     return Some(Some(*value));
                 }
                 let labels: Vec<String> = all.iter().map(|v| format!("'{}'", label(*v))).collect();
-                self.error(name, format!("Input should be {} or null", labels.join(", ")), "enum");
+                self.error(
+                    name,
+                    format!("Input should be {} or null", labels.join(", ")),
+                    "enum",
+                );
                 None
             }
             _ => {
-                self.error(name, "Input should be a valid string or null", "string_type");
+                self.error(
+                    name,
+                    "Input should be a valid string or null",
+                    "string_type",
+                );
                 None
             }
         }

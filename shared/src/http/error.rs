@@ -58,7 +58,9 @@ impl IntoResponse for Error {
             Error::Unauthenticated(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Error::TooManyRequests { retry_after_seconds } => {
+            Error::TooManyRequests {
+                retry_after_seconds,
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
             Error::Store(StoreError::Unavailable(_)) => {

@@ -47,7 +47,10 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
 }
 
 async fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, axum::Json(json!({ "detail": "Not Found" })))
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "detail": "Not Found" })),
+    )
 }
 
 async fn method_not_allowed() -> impl IntoResponse {

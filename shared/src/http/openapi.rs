@@ -8,11 +8,31 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
 /// Responses any authenticated operation can give, with the schema of their body.
 const COMMON: [(&str, &str, &str); 5] = [
-    ("401", "Missing, malformed, unknown, revoked or expired API key", "ErrorBody"),
-    ("404", "Unknown space, a space the caller is not a member of, or an object that is not in the addressed space", "ErrorBody"),
-    ("422", "Invalid path or query parameter, or body", "ValidationErrorBody"),
-    ("500", "Internal error (details are only logged)", "ErrorBody"),
-    ("503", "The store is throttling or unavailable; retry after `Retry-After` seconds", "ErrorBody"),
+    (
+        "401",
+        "Missing, malformed, unknown, revoked or expired API key",
+        "ErrorBody",
+    ),
+    (
+        "404",
+        "Unknown space, a space the caller is not a member of, or an object that is not in the addressed space",
+        "ErrorBody",
+    ),
+    (
+        "422",
+        "Invalid path or query parameter, or body",
+        "ValidationErrorBody",
+    ),
+    (
+        "500",
+        "Internal error (details are only logged)",
+        "ErrorBody",
+    ),
+    (
+        "503",
+        "The store is throttling or unavailable; retry after `Retry-After` seconds",
+        "ErrorBody",
+    ),
 ];
 
 fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
@@ -41,19 +61,28 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
-    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    doc.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
     for operation in operations(&mut doc) {
         for (status, description, schema) in COMMON {
-            operation.responses.responses.entry(status.to_string()).or_insert_with(|| {
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        "application/json",
-                        ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build(),
-                    )
-                    .build()
-                    .into()
-            });
+            operation
+                .responses
+                .responses
+                .entry(status.to_string())
+                .or_insert_with(|| {
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(schema)))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
         }
     }
     doc

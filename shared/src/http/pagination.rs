@@ -21,7 +21,12 @@ pub fn paginated<T: Serialize>(paged: Paged<T>, uri: &Uri) -> Response {
     headers.insert(PAGE, HeaderValue::from(paged.page.page));
     headers.insert(PAGE_SIZE, HeaderValue::from(paged.page.size));
     headers.insert(TOTAL_PAGES, HeaderValue::from(total_pages));
-    if let Ok(link) = HeaderValue::from_str(&link_header(uri, paged.page.page, paged.page.size, total_pages)) {
+    if let Ok(link) = HeaderValue::from_str(&link_header(
+        uri,
+        paged.page.page,
+        paged.page.size,
+        total_pages,
+    )) {
         headers.insert(header::LINK, link);
     }
     (headers, Json(paged.items)).into_response()

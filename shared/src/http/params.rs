@@ -21,7 +21,10 @@ pub struct PageDefaults {
     pub max: u32,
 }
 
-pub const LARGE_PAGES: PageDefaults = PageDefaults { size: 100, max: 1000 };
+pub const LARGE_PAGES: PageDefaults = PageDefaults {
+    size: 100,
+    max: 1000,
+};
 pub const STANDARD_PAGES: PageDefaults = PageDefaults { size: 20, max: 100 };
 
 pub struct QueryParams {
@@ -41,12 +44,17 @@ impl QueryParams {
     }
 
     fn error(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
-        self.errors.push(FieldError::new(&["query", name], msg, kind));
+        self.errors
+            .push(FieldError::new(&["query", name], msg, kind));
     }
 
     /// The raw value of a parameter given at most once (422 when repeated or too long).
     pub fn text(&mut self, name: &str) -> Option<String> {
-        let mut values = self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let mut values = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone());
         let first = values.next()?;
         if values.next().is_some() {
             self.error(name, "Parameter may be given only once", "too_many_values");
@@ -65,7 +73,9 @@ impl QueryParams {
 
     /// A non-empty text value (an empty `q=` means no filter, like an absent one).
     pub fn search(&mut self, name: &str) -> Option<String> {
-        self.text(name).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        self.text(name)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     }
 
     pub fn uuid(&mut self, name: &str) -> Option<Uuid> {
@@ -90,11 +100,19 @@ impl QueryParams {
             return None;
         };
         if value < min {
-            self.error(name, format!("Input should be greater than or equal to {min}"), "greater_than_equal");
+            self.error(
+                name,
+                format!("Input should be greater than or equal to {min}"),
+                "greater_than_equal",
+            );
             return None;
         }
         if let Some(max) = max.filter(|max| value > *max) {
-            self.error(name, format!("Input should be less than or equal to {max}"), "less_than_equal");
+            self.error(
+                name,
+                format!("Input should be less than or equal to {max}"),
+                "less_than_equal",
+            );
             return None;
         }
         Some(value)
@@ -106,7 +124,11 @@ impl QueryParams {
             "true" | "1" | "yes" | "on" => Some(true),
             "false" | "0" | "no" | "off" => Some(false),
             _ => {
-                self.error(name, "Input should be a valid boolean, unable to interpret input", "bool_parsing");
+                self.error(
+                    name,
+                    "Input should be a valid boolean, unable to interpret input",
+                    "bool_parsing",
+                );
                 None
             }
         }
@@ -118,7 +140,10 @@ impl QueryParams {
         if let Some((_, value)) = allowed.iter().find(|(label, _)| *label == raw) {
             return Some(*value);
         }
-        let labels: Vec<String> = allowed.iter().map(|(label, _)| format!("'{label}'")).collect();
+        let labels: Vec<String> = allowed
+            .iter()
+            .map(|(label, _)| format!("'{label}'"))
+            .collect();
         let expected = match labels.split_last() {
             Some((last, [])) => last.clone(),
             Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -149,10 +174,12 @@ impl QueryParams {
 
     /// `page` (from 1) and `size` (from 1; above the maximum it is capped, not rejected).
     pub fn page(&mut self, defaults: PageDefaults) -> PageRequest {
-        let page = self.integer("page", 1, Some(i64::from(u32::MAX))).unwrap_or(1);
-        let size = self
-            .integer("size", 1, None)
-            .map_or(defaults.size, |size| size.min(i64::from(defaults.max)) as u32);
+        let page = self
+            .integer("page", 1, Some(i64::from(u32::MAX)))
+            .unwrap_or(1);
+        let size = self.integer("size", 1, None).map_or(defaults.size, |size| {
+            size.min(i64::from(defaults.max)) as u32
+        });
         PageRequest {
             page: page as u32,
             size,
@@ -160,7 +187,12 @@ impl QueryParams {
     }
 
     /// One of an enum's values, by its lower-case label.
-    pub fn choice_of<T: Copy>(&mut self, name: &str, all: &[T], label: fn(T) -> &'static str) -> Option<T> {
+    pub fn choice_of<T: Copy>(
+        &mut self,
+        name: &str,
+        all: &[T],
+        label: fn(T) -> &'static str,
+    ) -> Option<T> {
         let allowed: Vec<(&str, T)> = all.iter().map(|value| (label(*value), *value)).collect();
         self.choice(name, &allowed)
     }
@@ -189,8 +221,18 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParams {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let raw = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| Error::validation(&["path"], "Path parameters must be valid UTF-8", "value_error"))?;
-        Ok(Self(raw.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+            .map_err(|_| {
+                Error::validation(
+                    &["path"],
+                    "Path parameters must be valid UTF-8",
+                    "value_error",
+                )
+            })?;
+        Ok(Self(
+            raw.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
     }
 }
 
@@ -204,7 +246,11 @@ impl PathParams {
             .map(|(_, v)| v.as_str())
             .ok_or_else(|| Error::internal(format!("route has no {{{name}}} segment")))?;
         Uuid::parse_str(raw).map_err(|_| {
-            Error::validation(&["path", name], "Input should be a valid UUID", "uuid_parsing")
+            Error::validation(
+                &["path", name],
+                "Input should be a valid UUID",
+                "uuid_parsing",
+            )
         })
     }
 }
@@ -215,7 +261,8 @@ mod tests {
 
     #[test]
     fn collects_every_error() {
-        let mut params = QueryParams::parse(Some("size=abc&days=0&team_id=nope&watched_only=maybe"));
+        let mut params =
+            QueryParams::parse(Some("size=abc&days=0&team_id=nope&watched_only=maybe"));
         let _ = params.page(LARGE_PAGES);
         let _ = params.integer("days", 1, Some(90));
         let _ = params.uuid("team_id");
@@ -224,7 +271,15 @@ mod tests {
             panic!("expected validation errors");
         };
         let kinds: Vec<&str> = errors.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["int_parsing", "greater_than_equal", "uuid_parsing", "bool_parsing"]);
+        assert_eq!(
+            kinds,
+            [
+                "int_parsing",
+                "greater_than_equal",
+                "uuid_parsing",
+                "bool_parsing"
+            ]
+        );
         assert_eq!(errors[0].loc, ["query", "size"]);
     }
 
@@ -233,22 +288,38 @@ mod tests {
         let mut params = QueryParams::parse(Some("page=3&size=5000"));
         let page = params.page(LARGE_PAGES);
         assert!(params.finish().is_ok());
-        assert_eq!(page, PageRequest { page: 3, size: 1000 });
+        assert_eq!(
+            page,
+            PageRequest {
+                page: 3,
+                size: 1000
+            }
+        );
     }
 
     #[test]
     fn enum_errors_list_the_allowed_values() {
         let mut params = QueryParams::parse(Some("criticality=urgent"));
         let _ = params.choice("criticality", &[("low", 1), ("high", 2)]);
-        let Err(Error::Validation(errors)) = params.finish() else { panic!() };
+        let Err(Error::Validation(errors)) = params.finish() else {
+            panic!()
+        };
         assert_eq!(errors[0].msg, "Input should be 'low' or 'high'");
     }
 
     #[test]
     fn dates_and_datetimes() {
-        let mut params = QueryParams::parse(Some("a=2026-11-28T10:00:00%2B01:00&b=2026-11-28&c=yesterday"));
-        assert_eq!(params.datetime("a").unwrap().to_rfc3339(), "2026-11-28T09:00:00+00:00");
-        assert_eq!(params.datetime("b").unwrap().to_rfc3339(), "2026-11-28T00:00:00+00:00");
+        let mut params = QueryParams::parse(Some(
+            "a=2026-11-28T10:00:00%2B01:00&b=2026-11-28&c=yesterday",
+        ));
+        assert_eq!(
+            params.datetime("a").unwrap().to_rfc3339(),
+            "2026-11-28T09:00:00+00:00"
+        );
+        assert_eq!(
+            params.datetime("b").unwrap().to_rfc3339(),
+            "2026-11-28T00:00:00+00:00"
+        );
         assert!(params.datetime("c").is_none());
         assert!(params.finish().is_err());
     }

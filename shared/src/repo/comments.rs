@@ -36,24 +36,40 @@ impl Repository {
         let (by_id, entry) = items(comment)?;
         self.table
             .transact_write(vec![
-                TransactOp::Put { item: by_id, condition: Some(Condition::NotExists) },
-                TransactOp::Put { item: entry, condition: Some(Condition::NotExists) },
+                TransactOp::Put {
+                    item: by_id,
+                    condition: Some(Condition::NotExists),
+                },
+                TransactOp::Put {
+                    item: entry,
+                    condition: Some(Condition::NotExists),
+                },
             ])
             .await
             .map_err(|e| match e {
-                StoreError::TransactionCancelled { .. } => Error::Conflict("Comment already exists".into()),
+                StoreError::TransactionCancelled { .. } => {
+                    Error::Conflict("Comment already exists".into())
+                }
                 other => other.into(),
             })
     }
 
     pub async fn get_comment(&self, comment_id: Uuid) -> Result<Option<Comment>> {
-        self.table.get(&keys::comment(comment_id)).await?.map(from_item).transpose()
+        self.table
+            .get(&keys::comment(comment_id))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     /// A target's comments, oldest first.
     pub async fn list_comments(&self, target_id: Uuid) -> Result<Vec<Comment>> {
         let query = Query::partition(Index::Primary, keys::comments_of(target_id));
-        query_all(self.table(), query).await?.into_iter().map(from_item).collect()
+        query_all(self.table(), query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     /// Replaces a comment if it is still at `expected_version` (412 otherwise).
@@ -62,8 +78,14 @@ impl Repository {
         let unchanged = Condition::equals("version", expected_version);
         self.table
             .transact_write(vec![
-                TransactOp::Put { item: by_id, condition: Some(unchanged.clone()) },
-                TransactOp::Put { item: entry, condition: Some(unchanged) },
+                TransactOp::Put {
+                    item: by_id,
+                    condition: Some(unchanged.clone()),
+                },
+                TransactOp::Put {
+                    item: entry,
+                    condition: Some(unchanged),
+                },
             ])
             .await
             .map_err(changed)
@@ -74,7 +96,10 @@ impl Repository {
         let unchanged = Condition::equals("version", expected_version);
         self.table
             .transact_write(vec![
-                TransactOp::Delete { key: keys::comment(comment.id), condition: Some(unchanged.clone()) },
+                TransactOp::Delete {
+                    key: keys::comment(comment.id),
+                    condition: Some(unchanged.clone()),
+                },
                 TransactOp::Delete {
                     key: keys::comment_entry(comment.target_id, comment.created_at, comment.id),
                     condition: Some(unchanged),

@@ -36,9 +36,9 @@ impl Repository {
         let item = to_item(&space, "space", keys::space(slug), None)?;
         match self.table.put(item, Some(Condition::NotExists)).await {
             Ok(()) => Ok(space),
-            Err(StoreError::ConditionFailed) => {
-                Err(Error::Conflict(format!("A space with slug '{slug}' already exists")))
-            }
+            Err(StoreError::ConditionFailed) => Err(Error::Conflict(format!(
+                "A space with slug '{slug}' already exists"
+            ))),
             Err(other) => Err(other.into()),
         }
     }
@@ -47,7 +47,11 @@ impl Repository {
         if !auth::is_valid_slug(slug) {
             return Ok(None);
         }
-        self.table.get(&keys::space(slug)).await?.map(from_item).transpose()
+        self.table
+            .get(&keys::space(slug))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     pub async fn create_user(
@@ -84,7 +88,11 @@ impl Repository {
     }
 
     pub async fn get_user(&self, user_id: Uuid) -> Result<Option<User>> {
-        self.table.get(&keys::user(user_id)).await?.map(from_item).transpose()
+        self.table
+            .get(&keys::user(user_id))
+            .await?
+            .map(from_item)
+            .transpose()
     }
 
     /// Adds a user to a space, or changes their role.
@@ -212,7 +220,12 @@ impl Repository {
         from_item(updated)
     }
 
-    pub async fn create_team(&self, space_id: Uuid, name: &str, now: DateTime<Utc>) -> Result<Team> {
+    pub async fn create_team(
+        &self,
+        space_id: Uuid,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Team> {
         let team = Team {
             id: Uuid::new_v4(),
             space_id,
@@ -240,7 +253,11 @@ impl Repository {
     pub async fn list_teams(&self, space_id: Uuid) -> Result<Vec<Team>> {
         let query = Query::partition(Index::Primary, keys::space_partition(space_id))
             .sort(SortKey::BeginsWith(keys::TEAM_PREFIX.into()));
-        query_all(self.table(), query).await?.into_iter().map(from_item).collect()
+        query_all(self.table(), query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     pub async fn put_connector(&self, connector: &Connector) -> Result<()> {
@@ -254,7 +271,11 @@ impl Repository {
         Ok(())
     }
 
-    pub async fn get_connector(&self, space_id: Uuid, connector_id: Uuid) -> Result<Option<Connector>> {
+    pub async fn get_connector(
+        &self,
+        space_id: Uuid,
+        connector_id: Uuid,
+    ) -> Result<Option<Connector>> {
         self.table
             .get(&keys::connector(space_id, connector_id))
             .await?
@@ -265,6 +286,10 @@ impl Repository {
     pub async fn list_connectors(&self, space_id: Uuid) -> Result<Vec<Connector>> {
         let query = Query::partition(Index::Primary, keys::space_partition(space_id))
             .sort(SortKey::BeginsWith(keys::CONNECTOR_PREFIX.into()));
-        query_all(self.table(), query).await?.into_iter().map(from_item).collect()
+        query_all(self.table(), query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }

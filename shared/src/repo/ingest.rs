@@ -56,7 +56,11 @@ impl Repository {
         task_ids.sort_unstable();
         task_ids.dedup();
         let mut wanted = vec![pipeline_key.clone(), series_key.clone()];
-        wanted.extend(task_ids.iter().map(|task| keys::task_history(pipeline.id, task)));
+        wanted.extend(
+            task_ids
+                .iter()
+                .map(|task| keys::task_history(pipeline.id, task)),
+        );
 
         let mut current: Option<Pipeline> = None;
         let mut series = RunSeries::default();
@@ -85,7 +89,11 @@ impl Repository {
 
         let mut writes = Vec::new();
         let mut report = IngestReport::default();
-        for RunWithTasks { mut run, mut task_runs } in runs {
+        for RunWithTasks {
+            mut run,
+            mut task_runs,
+        } in runs
+        {
             let sample = RunSample::of(&run);
             run.longer_than_usual = series.is_longer_than_usual(&sample);
             series.upsert(sample);
@@ -99,13 +107,19 @@ impl Repository {
                     }
                     _ => false,
                 };
-                if let (Some(seconds), "success") = (task_run.duration(), task_run.status.as_str()) {
+                if let (Some(seconds), "success") = (task_run.duration(), task_run.status.as_str())
+                {
                     history.record_success(at, seconds);
                 }
                 writes.push(BatchOp::Put(to_item(
                     &*task_run,
                     "task_run",
-                    keys::task_run(run.id, &task_run.task_id, task_run.map_index, task_run.try_number),
+                    keys::task_run(
+                        run.id,
+                        &task_run.task_id,
+                        task_run.map_index,
+                        task_run.try_number,
+                    ),
                     Some(keys::task_run_gsi1(task_run.id)),
                 )?));
             }
@@ -124,7 +138,10 @@ impl Repository {
             report.runs += 1;
         }
         // A success or failure that flipped (a cleared run) falls back to the series.
-        for (slot, status) in [(&mut last_success, RunStatus::Success), (&mut last_failure, RunStatus::Failed)] {
+        for (slot, status) in [
+            (&mut last_success, RunStatus::Success),
+            (&mut last_failure, RunStatus::Failed),
+        ] {
             if slot.is_none() {
                 *slot = series.latest_with_status(status).map(|(at, ended)| RunRef {
                     id: uuid::Uuid::nil(),
@@ -153,7 +170,11 @@ impl Repository {
             .set_or_remove("latest_run", json(&latest)?)
             .set_or_remove("last_success", json(&last_success)?)
             .set_or_remove("last_failure", json(&last_failure)?);
-        match self.table.update(&pipeline_key, update, Some(Condition::Exists)).await {
+        match self
+            .table
+            .update(&pipeline_key, update, Some(Condition::Exists))
+            .await
+        {
             Ok(_) => Ok(report),
             Err(StoreError::ConditionFailed) => Err(Error::NotFound("Pipeline not found")),
             Err(other) => Err(other.into()),

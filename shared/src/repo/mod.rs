@@ -18,8 +18,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::store::{GSI1_PK, GSI1_SK, Item, Key, PK, SK, Table};
 
-pub use ingest::{IngestReport, RunWithTasks};
 pub use directory::NewApiKey;
+pub use ingest::{IngestReport, RunWithTasks};
 pub use pipelines::PipelineWithSeries;
 
 /// Entry point to every repository operation. Cheap to clone.
@@ -46,7 +46,9 @@ pub(crate) fn to_item<T: Serialize>(
     gsi1: Option<(String, String)>,
 ) -> Result<Item> {
     let Value::Object(fields) = serde_json::to_value(record).map_err(Error::internal)? else {
-        return Err(Error::internal(format!("{kind} does not serialise to an object")));
+        return Err(Error::internal(format!(
+            "{kind} does not serialise to an object"
+        )));
     };
     let mut item: Item = fields.into_iter().filter(|(_, v)| !v.is_null()).collect();
     item.insert(PK.into(), key.pk.into());

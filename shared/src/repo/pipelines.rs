@@ -36,7 +36,10 @@ pub(crate) fn series_item(pipeline: &Pipeline, series: &RunSeries) -> Item {
 }
 
 pub(crate) fn decode_series(item: &Item) -> Result<RunSeries> {
-    let text = item.get(SERIES_ATTR).and_then(Value::as_str).unwrap_or_default();
+    let text = item
+        .get(SERIES_ATTR)
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     RunSeries::decode(text).map_err(Error::internal)
 }
 
@@ -45,7 +48,11 @@ fn pipeline_id_of(item: &Item) -> Option<Uuid> {
 }
 
 impl Repository {
-    pub async fn get_pipeline(&self, space_id: Uuid, pipeline_id: Uuid) -> Result<Option<Pipeline>> {
+    pub async fn get_pipeline(
+        &self,
+        space_id: Uuid,
+        pipeline_id: Uuid,
+    ) -> Result<Option<Pipeline>> {
         self.table
             .get(&keys::pipeline(space_id, pipeline_id))
             .await?
@@ -89,12 +96,19 @@ impl Repository {
     pub async fn list_pipelines(&self, space_id: Uuid) -> Result<Vec<Pipeline>> {
         let query = Query::partition(Index::Primary, keys::space_partition(space_id))
             .sort(SortKey::BeginsWith(keys::PIPELINE_PREFIX.into()));
-        query_all(self.table(), query).await?.into_iter().map(from_item).collect()
+        query_all(self.table(), query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     /// Run series of the given pipelines (one batch read per 100 pipelines).
     pub async fn series_for(&self, pipeline_ids: &[Uuid]) -> Result<HashMap<Uuid, RunSeries>> {
-        let keys: Vec<Key> = pipeline_ids.iter().map(|id| keys::run_series(*id)).collect();
+        let keys: Vec<Key> = pipeline_ids
+            .iter()
+            .map(|id| keys::run_series(*id))
+            .collect();
         let mut found = HashMap::with_capacity(keys.len());
         for item in self.table.batch_get(&keys).await? {
             if let Some(id) = pipeline_id_of(&item) {
@@ -112,7 +126,11 @@ impl Repository {
     }
 
     /// Ids of the pipelines a user watches in a space.
-    pub async fn watched_pipeline_ids(&self, space_id: Uuid, user_id: Uuid) -> Result<HashSet<Uuid>> {
+    pub async fn watched_pipeline_ids(
+        &self,
+        space_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<HashSet<Uuid>> {
         let query = Query::partition(Index::Primary, keys::watches_of(space_id, user_id));
         Ok(query_all(self.table(), query)
             .await?
@@ -166,7 +184,11 @@ impl Repository {
             update = update.set_or_remove("criticality", criticality.map(|c| c.as_str()));
         }
         let key = keys::pipeline(space_id, pipeline_id);
-        match self.table.update(&key, update, Some(Condition::Exists)).await {
+        match self
+            .table
+            .update(&key, update, Some(Condition::Exists))
+            .await
+        {
             Ok(item) => from_item(item),
             Err(StoreError::ConditionFailed) => Err(Error::NotFound("Pipeline not found")),
             Err(other) => Err(other.into()),
@@ -174,7 +196,12 @@ impl Repository {
     }
 
     /// Records that a user watches a pipeline (idempotent).
-    pub async fn put_watch(&self, pipeline: &Pipeline, user_id: Uuid, now: DateTime<Utc>) -> Result<()> {
+    pub async fn put_watch(
+        &self,
+        pipeline: &Pipeline,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         #[derive(serde::Serialize)]
         struct Watch {
             space_id: Uuid,
@@ -188,13 +215,25 @@ impl Repository {
             pipeline_id: pipeline.id,
             created_at: now,
         };
-        let item = to_item(&watch, "watch", keys::watch(pipeline.space_id, user_id, pipeline.id), None)?;
+        let item = to_item(
+            &watch,
+            "watch",
+            keys::watch(pipeline.space_id, user_id, pipeline.id),
+            None,
+        )?;
         self.table.put(item, None).await?;
         Ok(())
     }
 
-    pub async fn delete_watch(&self, space_id: Uuid, user_id: Uuid, pipeline_id: Uuid) -> Result<()> {
-        self.table.delete(&keys::watch(space_id, user_id, pipeline_id), None).await?;
+    pub async fn delete_watch(
+        &self,
+        space_id: Uuid,
+        user_id: Uuid,
+        pipeline_id: Uuid,
+    ) -> Result<()> {
+        self.table
+            .delete(&keys::watch(space_id, user_id, pipeline_id), None)
+            .await?;
         Ok(())
     }
 }

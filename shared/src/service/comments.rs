@@ -24,7 +24,12 @@ struct Target {
     pipeline_id: Uuid,
 }
 
-async fn resolve(repo: &Repository, caller: &Caller, kind: CommentTarget, id: Uuid) -> Result<Target> {
+async fn resolve(
+    repo: &Repository,
+    caller: &Caller,
+    kind: CommentTarget,
+    id: Uuid,
+) -> Result<Target> {
     match kind {
         CommentTarget::Run => {
             let run = repo
@@ -32,7 +37,12 @@ async fn resolve(repo: &Repository, caller: &Caller, kind: CommentTarget, id: Uu
                 .await?
                 .filter(|run| run.space_id == caller.space_id)
                 .ok_or(Error::NotFound("Run not found"))?;
-            Ok(Target { kind, id, run_id: run.id, pipeline_id: run.pipeline_id })
+            Ok(Target {
+                kind,
+                id,
+                run_id: run.id,
+                pipeline_id: run.pipeline_id,
+            })
         }
         CommentTarget::TaskRun => {
             let task_run = repo
@@ -40,7 +50,12 @@ async fn resolve(repo: &Repository, caller: &Caller, kind: CommentTarget, id: Uu
                 .await?
                 .filter(|t| t.space_id == caller.space_id)
                 .ok_or(Error::NotFound("Task run not found"))?;
-            Ok(Target { kind, id, run_id: task_run.run_id, pipeline_id: task_run.pipeline_id })
+            Ok(Target {
+                kind,
+                id,
+                run_id: task_run.run_id,
+                pipeline_id: task_run.pipeline_id,
+            })
         }
     }
 }
@@ -55,12 +70,13 @@ async fn find(repo: &Repository, caller: &Caller, comment_id: Uuid) -> Result<Co
 
 /// Checks an `If-Match` header value against the stored version.
 fn check_if_match(if_match: Option<&str>, comment: &Comment) -> Result<()> {
-    let Some(if_match) = if_match else { return Ok(()) };
+    let Some(if_match) = if_match else {
+        return Ok(());
+    };
     let current = CommentView::from(comment.clone()).etag();
-    let matches = if_match
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag == current || tag.strip_prefix("W/") == Some(current.as_str()));
+    let matches = if_match.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag == current || tag.strip_prefix("W/") == Some(current.as_str())
+    });
     if matches {
         Ok(())
     } else {
@@ -80,7 +96,11 @@ pub async fn list(
     resolve(repo, caller, kind, target_id).await?;
     let comments = repo.list_comments(target_id).await?;
     let total = comments.len() as u64;
-    let items = page.slice(comments).into_iter().map(CommentView::from).collect();
+    let items = page
+        .slice(comments)
+        .into_iter()
+        .map(CommentView::from)
+        .collect();
     Ok(Paged { items, total, page })
 }
 
@@ -128,7 +148,9 @@ pub async fn update(
 ) -> Result<CommentView> {
     let current = find(repo, caller, comment_id).await?;
     if current.author_id != caller.user_id {
-        return Err(Error::Forbidden("Only the author can edit a comment".into()));
+        return Err(Error::Forbidden(
+            "Only the author can edit a comment".into(),
+        ));
     }
     check_if_match(if_match, &current)?;
     let updated = Comment {
@@ -143,10 +165,17 @@ pub async fn update(
     Ok(updated.into())
 }
 
-pub async fn delete(repo: &Repository, caller: &Caller, comment_id: Uuid, if_match: Option<&str>) -> Result<()> {
+pub async fn delete(
+    repo: &Repository,
+    caller: &Caller,
+    comment_id: Uuid,
+    if_match: Option<&str>,
+) -> Result<()> {
     let current = find(repo, caller, comment_id).await?;
     if current.author_id != caller.user_id && caller.role < Role::Admin {
-        return Err(Error::Forbidden("Only the author or a space admin can delete a comment".into()));
+        return Err(Error::Forbidden(
+            "Only the author or a space admin can delete a comment".into(),
+        ));
     }
     check_if_match(if_match, &current)?;
     repo.delete_comment(&current, current.version).await

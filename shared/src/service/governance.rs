@@ -20,6 +20,10 @@ pub async fn set_team(
     now: DateTime<Utc>,
 ) -> Result<PipelineView> {
     caller.require(Role::Editor)?;
+    // The pipeline first: an unknown pipeline is 404 whatever the body says.
+    repo.get_pipeline(caller.space_id, pipeline_id)
+        .await?
+        .ok_or(Error::NotFound("Pipeline not found"))?;
     if let Some(team_id) = team_id {
         if repo.get_team(caller.space_id, team_id).await?.is_none() {
             return Err(Error::validation(
@@ -29,8 +33,15 @@ pub async fn set_team(
             ));
         }
     }
-    repo.set_pipeline_governance(caller.space_id, pipeline_id, Some(team_id), None, caller.user_id, now)
-        .await?;
+    repo.set_pipeline_governance(
+        caller.space_id,
+        pipeline_id,
+        Some(team_id),
+        None,
+        caller.user_id,
+        now,
+    )
+    .await?;
     pipelines::get(repo, caller, pipeline_id, DEFAULT_DAYS, now).await
 }
 
@@ -43,8 +54,15 @@ pub async fn set_criticality(
     now: DateTime<Utc>,
 ) -> Result<PipelineView> {
     caller.require(Role::Editor)?;
-    repo.set_pipeline_governance(caller.space_id, pipeline_id, None, Some(criticality), caller.user_id, now)
-        .await?;
+    repo.set_pipeline_governance(
+        caller.space_id,
+        pipeline_id,
+        None,
+        Some(criticality),
+        caller.user_id,
+        now,
+    )
+    .await?;
     pipelines::get(repo, caller, pipeline_id, DEFAULT_DAYS, now).await
 }
 
@@ -63,6 +81,7 @@ pub async fn set_watch(
     if watch {
         repo.put_watch(&pipeline, caller.user_id, now).await
     } else {
-        repo.delete_watch(caller.space_id, caller.user_id, pipeline_id).await
+        repo.delete_watch(caller.space_id, caller.user_id, pipeline_id)
+            .await
     }
 }

@@ -42,7 +42,9 @@ impl PipelineFilter {
                 let owner = owner.to_lowercase();
                 pipeline.owners.iter().any(|o| o.to_lowercase() == owner)
             })
-            && self.criticality.is_none_or(|c| Some(c) == pipeline.criticality)
+            && self
+                .criticality
+                .is_none_or(|c| Some(c) == pipeline.criticality)
             && self.team_id.is_none_or(|t| Some(t) == pipeline.team_id)
             && self.connector_id.is_none_or(|c| c == pipeline.connector_id)
             && (!self.watched_only || watched)
@@ -50,7 +52,10 @@ impl PipelineFilter {
                 let q = q.to_lowercase();
                 contains(&pipeline.name, &q)
                     || contains(&pipeline.dag_id, &q)
-                    || pipeline.description.as_deref().is_some_and(|d| contains(d, &q))
+                    || pipeline
+                        .description
+                        .as_deref()
+                        .is_some_and(|d| contains(d, &q))
                     || pipeline.owners.iter().any(|o| contains(o, &q))
                     || pipeline.tags.iter().any(|t| contains(t, &q))
             })
@@ -59,7 +64,11 @@ impl PipelineFilter {
 
 /// Sort order of the list: name (case-insensitive), then DAG id, then id — stable across pages.
 fn sort_key(pipeline: &Pipeline) -> (String, String, Uuid) {
-    (pipeline.name.to_lowercase(), pipeline.dag_id.clone(), pipeline.id)
+    (
+        pipeline.name.to_lowercase(),
+        pipeline.dag_id.clone(),
+        pipeline.id,
+    )
 }
 
 pub async fn list(
@@ -109,5 +118,11 @@ pub async fn get(
         .get_pipeline_with_series(caller.space_id, caller.user_id, pipeline_id)
         .await?
         .ok_or(Error::NotFound("Pipeline not found"))?;
-    Ok(PipelineView::new(found.pipeline, &found.series, found.watched, days, now))
+    Ok(PipelineView::new(
+        found.pipeline,
+        &found.series,
+        found.watched,
+        days,
+        now,
+    ))
 }

@@ -57,7 +57,11 @@ pub async fn list(
         .filter(|run| run.space_id == caller.space_id && filter.matches(run))
         .collect();
     let total = matching.len() as u64;
-    let items = page.slice(matching).into_iter().map(RunView::from).collect();
+    let items = page
+        .slice(matching)
+        .into_iter()
+        .map(RunView::from)
+        .collect();
     Ok(Paged { items, total, page })
 }
 

@@ -123,8 +123,17 @@ impl Update {
             item.remove(name);
         }
         for (name, delta) in &self.add {
-            let current = item.get(name).and_then(Value::as_i64).unwrap_or(0);
-            item.insert(name.clone(), Value::from(current.saturating_add(*delta)));
+            let current = item.get(name);
+            let next = match (
+                current.and_then(Value::as_i64),
+                current.and_then(Value::as_f64),
+            ) {
+                (Some(int), _) => Value::from(int.saturating_add(*delta)),
+                // A non-integral number (DynamoDB numbers are decimals, not integers).
+                (None, Some(float)) => Value::from(float + *delta as f64),
+                (None, None) => Value::from(*delta),
+            };
+            item.insert(name.clone(), next);
         }
     }
 }
@@ -149,10 +158,7 @@ mod tests {
         assert!(Condition::LessThan("version".into(), json!(4)).holds(Some(&current)));
         assert!(!Condition::LessThan("missing".into(), json!(4)).holds(Some(&current)));
         assert!(Condition::AttributeNotExists("missing".into()).holds(Some(&current)));
-        let either = Condition::Or(vec![
-            Condition::NotExists,
-            Condition::equals("name", "y"),
-        ]);
+        let either = Condition::Or(vec![Condition::NotExists, Condition::equals("name", "y")]);
         assert!(!either.holds(Some(&current)));
         assert!(either.holds(None));
     }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::{BatchOp, Condition, Item, Key, Query, QueryPage, StoreResult, Table, TransactOp, Update};
+use super::{
+    BatchOp, Condition, Item, Key, Query, QueryPage, StoreResult, Table, TransactOp, Update,
+};
 
 pub struct CountingTable {
     inner: Arc<dyn Table>,

@@ -13,17 +13,17 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem,
-    Update as DynamoUpdate, WriteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem, Update as DynamoUpdate,
+    WriteRequest,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as convert;
 use serde_json::Value;
 
 use super::{
     BatchOp, Condition, Cursor, GSI1_NAME, GSI1_PK, GSI1_SK, Index, Item, Key, PK, Query,
-    QueryPage, SK, SortKey, StoreError, StoreResult, Table, TransactOp, Update,
-    validate_item_keys, validate_key,
+    QueryPage, SK, SortKey, StoreError, StoreResult, Table, TransactOp, Update, validate_item_keys,
+    validate_key,
 };
 
 type Attributes = HashMap<String, AttributeValue>;
@@ -84,7 +84,11 @@ impl DynamoTable {
             .index_name(GSI1_NAME)
             .key_schema(key(GSI1_PK, KeyType::Hash))
             .key_schema(key(GSI1_SK, KeyType::Range))
-            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
             .build()
             .expect("index definition is complete");
         let result = self
@@ -155,9 +159,9 @@ where
             error.message().unwrap_or("no message")
         )),
         None => match &error {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-                StoreError::Unavailable(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error)))
-            }
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => StoreError::Unavailable(
+                format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&error)),
+            ),
             _ => StoreError::Backend(format!(
                 "{}",
                 aws_sdk_dynamodb::error::DisplayErrorContext(&error)
@@ -205,7 +209,11 @@ impl Placeholders {
                 format!("attribute_not_exists({})", self.name(name))
             }
             Condition::And(parts) | Condition::Or(parts) => {
-                let joiner = if matches!(condition, Condition::And(_)) { " AND " } else { " OR " };
+                let joiner = if matches!(condition, Condition::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 if parts.is_empty() {
                     return Err(StoreError::Invalid("empty condition group".into()));
                 }
@@ -220,7 +228,9 @@ impl Placeholders {
 
     fn update(&mut self, update: &Update) -> StoreResult<String> {
         if update.is_empty() {
-            return Err(StoreError::Invalid("an update needs at least one action".into()));
+            return Err(StoreError::Invalid(
+                "an update needs at least one action".into(),
+            ));
         }
         let mut clauses = Vec::new();
         if !update.set.is_empty() {
@@ -259,6 +269,34 @@ impl Placeholders {
     fn values(&self) -> Option<HashMap<String, AttributeValue>> {
         (!self.values.is_empty()).then(|| self.values.clone())
     }
+}
+
+/// An update may not give the index key attributes values a put could not store (see
+/// `validate_item_keys`); DynamoDB-compatible servers do not all check this, and DynamoDB itself
+/// accepts NUL characters, which the embedded adapter rejects.
+fn validate_update(update: &Update) -> StoreResult<()> {
+    for (name, value) in &update.set {
+        if name == GSI1_PK || name == GSI1_SK {
+            match value.as_str() {
+                Some(s) if !s.is_empty() && !s.contains('\0') => {}
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "{name} must be a non-empty string without NUL characters"
+                    )));
+                }
+            }
+        }
+    }
+    if update
+        .add
+        .iter()
+        .any(|(name, _)| name == GSI1_PK || name == GSI1_SK)
+    {
+        return Err(StoreError::Invalid(
+            "index key attributes are strings".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn key_condition(placeholders: &mut Placeholders, query: &Query) -> String {
@@ -343,7 +381,10 @@ impl Table for DynamoTable {
                         found.push(from_attributes(item)?);
                     }
                 }
-                match output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                match output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                {
                     Some(rest) if !rest.keys.is_empty() => {
                         if attempt + 1 >= BATCH_ATTEMPTS {
                             return Err(StoreError::Unavailable(
@@ -363,7 +404,10 @@ impl Table for DynamoTable {
     async fn put(&self, item: Item, condition: Option<Condition>) -> StoreResult<()> {
         validate_item_keys(&item)?;
         let mut placeholders = Placeholders::default();
-        let expression = condition.as_ref().map(|c| placeholders.condition(c)).transpose()?;
+        let expression = condition
+            .as_ref()
+            .map(|c| placeholders.condition(c))
+            .transpose()?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -384,9 +428,13 @@ impl Table for DynamoTable {
         condition: Option<Condition>,
     ) -> StoreResult<Item> {
         validate_key(key)?;
+        validate_update(&update)?;
         let mut placeholders = Placeholders::default();
         let update_expression = placeholders.update(&update)?;
-        let condition = condition.as_ref().map(|c| placeholders.condition(c)).transpose()?;
+        let condition = condition
+            .as_ref()
+            .map(|c| placeholders.condition(c))
+            .transpose()?;
         let output = self
             .client
             .update_item()
@@ -406,7 +454,10 @@ impl Table for DynamoTable {
     async fn delete(&self, key: &Key, condition: Option<Condition>) -> StoreResult<()> {
         validate_key(key)?;
         let mut placeholders = Placeholders::default();
-        let expression = condition.as_ref().map(|c| placeholders.condition(c)).transpose()?;
+        let expression = condition
+            .as_ref()
+            .map(|c| placeholders.condition(c))
+            .transpose()?;
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -421,6 +472,14 @@ impl Table for DynamoTable {
     }
 
     async fn query(&self, query: &Query) -> StoreResult<QueryPage> {
+        // Same check as the embedded adapter: no stored item can have such a key.
+        if query.partition.is_empty() || query.partition.contains('\0') {
+            return Err(StoreError::Invalid("invalid partition key".into()));
+        }
+        // DynamoDB rejects BETWEEN a AND b with a > b; it matches nothing, as on the embedded store.
+        if matches!(&query.sort, SortKey::Between(low, high) if low.as_bytes() > high.as_bytes()) {
+            return Ok(QueryPage::default());
+        }
         let mut placeholders = Placeholders::default();
         let expression = key_condition(&mut placeholders, query);
         let start = query.start.as_ref().map(|Cursor(keys)| {
@@ -463,8 +522,25 @@ impl Table for DynamoTable {
     }
 
     async fn batch_write(&self, ops: Vec<BatchOp>) -> StoreResult<()> {
-        let mut requests = Vec::with_capacity(ops.len());
-        for op in ops {
+        // DynamoDB rejects a batch naming one key twice; the port's meaning (and the embedded
+        // adapter's) is "in order, last write wins", so only the last operation per key is sent.
+        let mut last_of_key = HashMap::new();
+        for (index, op) in ops.iter().enumerate() {
+            let key = match op {
+                BatchOp::Put(item) => validate_item_keys(item)?,
+                BatchOp::Delete(key) => key.clone(),
+            };
+            last_of_key.insert(key, index);
+        }
+        let mut requests = Vec::with_capacity(last_of_key.len());
+        for (index, op) in ops.into_iter().enumerate() {
+            let key = match &op {
+                BatchOp::Put(item) => super::Key::of(item).expect("validated above"),
+                BatchOp::Delete(key) => key.clone(),
+            };
+            if last_of_key.get(&key) != Some(&index) {
+                continue;
+            }
             requests.push(match op {
                 BatchOp::Put(item) => {
                     validate_item_keys(&item)?;
@@ -500,7 +576,10 @@ impl Table for DynamoTable {
                     .send()
                     .await
                     .map_err(sdk_error)?;
-                match output.unprocessed_items.and_then(|mut u| u.remove(&self.table)) {
+                match output
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                {
                     Some(rest) if !rest.is_empty() => {
                         if attempt + 1 >= BATCH_ATTEMPTS {
                             return Err(StoreError::Unavailable(
@@ -531,7 +610,10 @@ impl Table for DynamoTable {
             let item = match op {
                 TransactOp::Put { item, condition } => {
                     validate_item_keys(item)?;
-                    let condition = condition.as_ref().map(|c| placeholders.condition(c)).transpose()?;
+                    let condition = condition
+                        .as_ref()
+                        .map(|c| placeholders.condition(c))
+                        .transpose()?;
                     TransactWriteItem::builder().put(
                         Put::builder()
                             .table_name(&self.table)
@@ -543,10 +625,18 @@ impl Table for DynamoTable {
                             .map_err(invalid)?,
                     )
                 }
-                TransactOp::Update { key, update, condition } => {
+                TransactOp::Update {
+                    key,
+                    update,
+                    condition,
+                } => {
                     validate_key(key)?;
+                    validate_update(update)?;
                     let expression = placeholders.update(update)?;
-                    let condition = condition.as_ref().map(|c| placeholders.condition(c)).transpose()?;
+                    let condition = condition
+                        .as_ref()
+                        .map(|c| placeholders.condition(c))
+                        .transpose()?;
                     TransactWriteItem::builder().update(
                         DynamoUpdate::builder()
                             .table_name(&self.table)
@@ -561,7 +651,10 @@ impl Table for DynamoTable {
                 }
                 TransactOp::Delete { key, condition } => {
                     validate_key(key)?;
-                    let condition = condition.as_ref().map(|c| placeholders.condition(c)).transpose()?;
+                    let condition = condition
+                        .as_ref()
+                        .map(|c| placeholders.condition(c))
+                        .transpose()?;
                     TransactWriteItem::builder().delete(
                         Delete::builder()
                             .table_name(&self.table)

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{
-    BatchOp, Condition, Cursor, GSI1_PK, GSI1_SK, Index, Item, Key, MAX_TRANSACTION_OPS, PK,
-    Query, QueryPage, SK, SortKey, StoreError, StoreResult, Table, TransactOp, Update, key_attr,
+    BatchOp, Condition, Cursor, GSI1_PK, GSI1_SK, Index, Item, Key, MAX_TRANSACTION_OPS, PK, Query,
+    QueryPage, SK, SortKey, StoreError, StoreResult, Table, TransactOp, Update, key_attr,
     validate_item_keys, validate_key,
 };
 
@@ -134,7 +134,12 @@ fn read_current(txn: &WriteTransaction, key: &Key) -> StoreResult<Option<Item>> 
 }
 
 /// Writes (or, with `None`, deletes) the item under `key`, keeping the index in step.
-fn store(txn: &WriteTransaction, key: &Key, old: Option<&Item>, new: Option<&Item>) -> StoreResult<()> {
+fn store(
+    txn: &WriteTransaction,
+    key: &Key,
+    old: Option<&Item>,
+    new: Option<&Item>,
+) -> StoreResult<()> {
     let mut items = txn.open_table(ITEMS).map_err(db_err)?;
     let mut gsi1 = txn.open_table(GSI1).map_err(db_err)?;
     let encoded = primary_key(key);
@@ -144,9 +149,12 @@ fn store(txn: &WriteTransaction, key: &Key, old: Option<&Item>, new: Option<&Ite
     match new {
         Some(item) => {
             let bytes = encode_item(item)?;
-            items.insert(encoded.as_slice(), bytes.as_slice()).map_err(db_err)?;
+            items
+                .insert(encoded.as_slice(), bytes.as_slice())
+                .map_err(db_err)?;
             if let Some(index) = gsi1_key(item, key) {
-                gsi1.insert(index.as_slice(), encoded.as_slice()).map_err(db_err)?;
+                gsi1.insert(index.as_slice(), encoded.as_slice())
+                    .map_err(db_err)?;
             }
         }
         None => {
@@ -158,12 +166,29 @@ fn store(txn: &WriteTransaction, key: &Key, old: Option<&Item>, new: Option<&Ite
 
 fn check(condition: Option<&Condition>, current: Option<&Item>) -> StoreResult<()> {
     match condition {
+        Some(condition) if has_empty_group(condition) => {
+            Err(StoreError::Invalid("empty condition group".into()))
+        }
         Some(condition) if !condition.holds(current) => Err(StoreError::ConditionFailed),
         _ => Ok(()),
     }
 }
 
-fn apply_put(txn: &WriteTransaction, item: &Item, condition: Option<&Condition>) -> StoreResult<()> {
+/// DynamoDB cannot express an empty AND/OR (the DynamoDB adapter rejects it), so neither do we.
+fn has_empty_group(condition: &Condition) -> bool {
+    match condition {
+        Condition::And(parts) | Condition::Or(parts) => {
+            parts.is_empty() || parts.iter().any(has_empty_group)
+        }
+        _ => false,
+    }
+}
+
+fn apply_put(
+    txn: &WriteTransaction,
+    item: &Item,
+    condition: Option<&Condition>,
+) -> StoreResult<()> {
     let key = validate_item_keys(item)?;
     let current = read_current(txn, &key)?;
     check(condition, current.as_ref())?;
@@ -180,10 +205,38 @@ fn apply_update(
     if update.set.iter().any(|(name, _)| name == PK || name == SK)
         || update.remove.iter().any(|name| name == PK || name == SK)
     {
-        return Err(StoreError::Invalid("an update cannot change PK or SK".into()));
+        return Err(StoreError::Invalid(
+            "an update cannot change PK or SK".into(),
+        ));
+    }
+    // DynamoDB rejects empty update expressions and overlapping paths.
+    if update.is_empty() {
+        return Err(StoreError::Invalid(
+            "an update needs at least one action".into(),
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut all_names = (update.set.iter().map(|(name, _)| name))
+        .chain(&update.remove)
+        .chain(update.add.iter().map(|(name, _)| name));
+    if let Some(name) = all_names.find(|name| !names.insert(name.as_str())) {
+        return Err(StoreError::Invalid(format!(
+            "an update names {name} more than once"
+        )));
     }
     let current = read_current(txn, key)?;
     check(condition, current.as_ref())?;
+    // DynamoDB's ADD only adds to numbers (or a missing attribute).
+    if let Some((name, _)) = update.add.iter().find(|(name, _)| {
+        current
+            .as_ref()
+            .and_then(|item| item.get(name))
+            .is_some_and(|v| !v.is_number())
+    }) {
+        return Err(StoreError::Invalid(format!(
+            "cannot ADD to the non-numeric attribute {name}"
+        )));
+    }
     let mut next = current.clone().unwrap_or_default();
     next.insert(PK.into(), key.pk.clone().into());
     next.insert(SK.into(), key.sk.clone().into());
@@ -193,7 +246,11 @@ fn apply_update(
     Ok(next)
 }
 
-fn apply_delete(txn: &WriteTransaction, key: &Key, condition: Option<&Condition>) -> StoreResult<()> {
+fn apply_delete(
+    txn: &WriteTransaction,
+    key: &Key,
+    condition: Option<&Condition>,
+) -> StoreResult<()> {
     validate_key(key)?;
     let current = read_current(txn, key)?;
     check(condition, current.as_ref())?;
@@ -285,8 +342,11 @@ fn run_query(db: &Database, query: &Query) -> StoreResult<QueryPage> {
     match query.index {
         Index::Primary => {
             let range = items.range::<&[u8]>((lower, upper)).map_err(db_err)?;
-            let iter: Box<dyn Iterator<Item = _>> =
-                if query.forward { Box::new(range) } else { Box::new(range.rev()) };
+            let iter: Box<dyn Iterator<Item = _>> = if query.forward {
+                Box::new(range)
+            } else {
+                Box::new(range.rev())
+            };
             for entry in iter {
                 if found.len() == limit {
                     more = true;
@@ -299,8 +359,11 @@ fn run_query(db: &Database, query: &Query) -> StoreResult<QueryPage> {
         Index::Gsi1 => {
             let gsi1 = txn.open_table(GSI1).map_err(db_err)?;
             let range = gsi1.range::<&[u8]>((lower, upper)).map_err(db_err)?;
-            let iter: Box<dyn Iterator<Item = _>> =
-                if query.forward { Box::new(range) } else { Box::new(range.rev()) };
+            let iter: Box<dyn Iterator<Item = _>> = if query.forward {
+                Box::new(range)
+            } else {
+                Box::new(range.rev())
+            };
             for entry in iter {
                 if found.len() == limit {
                     more = true;
@@ -361,7 +424,8 @@ impl Table for EmbeddedTable {
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> StoreResult<()> {
-        self.write(move |txn| apply_put(txn, &item, condition.as_ref())).await
+        self.write(move |txn| apply_put(txn, &item, condition.as_ref()))
+            .await
     }
 
     async fn update(
@@ -417,7 +481,10 @@ impl Table for EmbeddedTable {
                 TransactOp::Put { item, .. } => validate_item_keys(item)?,
                 TransactOp::Update { key, .. }
                 | TransactOp::Delete { key, .. }
-                | TransactOp::Check { key, .. } => key.clone(),
+                | TransactOp::Check { key, .. } => {
+                    validate_key(key)?;
+                    key.clone()
+                }
             };
             if !keys.insert(key) {
                 return Err(StoreError::Invalid(
@@ -430,15 +497,19 @@ impl Table for EmbeddedTable {
             // DynamoDB does, then apply.
             for (index, op) in ops.iter().enumerate() {
                 let (key, condition) = match op {
-                    TransactOp::Put { item, condition } => (validate_item_keys(item)?, condition.as_ref()),
-                    TransactOp::Update { key, condition, .. } | TransactOp::Delete { key, condition } => {
-                        (key.clone(), condition.as_ref())
+                    TransactOp::Put { item, condition } => {
+                        (validate_item_keys(item)?, condition.as_ref())
                     }
+                    TransactOp::Update { key, condition, .. }
+                    | TransactOp::Delete { key, condition } => (key.clone(), condition.as_ref()),
                     TransactOp::Check { key, condition } => (key.clone(), Some(condition)),
                 };
                 let current = read_current(txn, &key)?;
-                if check(condition, current.as_ref()).is_err() {
-                    return Err(StoreError::TransactionCancelled { index: Some(index) });
+                match check(condition, current.as_ref()) {
+                    Err(StoreError::ConditionFailed) => {
+                        return Err(StoreError::TransactionCancelled { index: Some(index) });
+                    }
+                    other => other?,
                 }
             }
             for op in &ops {

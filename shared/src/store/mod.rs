@@ -54,10 +54,7 @@ impl Key {
 
     /// Reads the primary key out of an item, if both attributes are present strings.
     pub fn of(item: &Item) -> Option<Self> {
-        Some(Self::new(
-            item.get(PK)?.as_str()?,
-            item.get(SK)?.as_str()?,
-        ))
+        Some(Self::new(item.get(PK)?.as_str()?, item.get(SK)?.as_str()?))
     }
 }
 
