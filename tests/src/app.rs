@@ -10,6 +10,8 @@ use shared::domain::model::{
 };
 use shared::http::AppState;
 use shared::repo::{Repository, RunWithTasks};
+use shared::store::counting::CountingTable;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::{Backend, TestTable};
@@ -45,6 +47,8 @@ pub struct TestApp {
     pub connector: Connector,
     pub other_connector: Connector,
     pub team: Team,
+    /// Counts the table requests the application makes (every test app is wrapped).
+    pub requests: Arc<CountingTable>,
     _table: TestTable,
     server: tokio::task::JoinHandle<()>,
 }
@@ -58,7 +62,8 @@ impl Drop for TestApp {
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
         let table = TestTable::new(backend).await;
-        let repo = Repository::new(table.table.clone());
+        let requests = Arc::new(CountingTable::new(table.table.clone()));
+        let repo = Repository::new(requests.clone());
         let now = Utc::now();
         let space = repo.create_space(SPACE, "Acme", now).await.unwrap();
         let other_space = repo.create_space(OTHER_SPACE, "Globex", now).await.unwrap();
@@ -129,6 +134,7 @@ impl TestApp {
             connector,
             other_connector,
             team,
+            requests,
             _table: table,
             server,
         }

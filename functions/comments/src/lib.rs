@@ -73,8 +73,7 @@ fn content(body: JsonBody) -> Result<String> {
                 None
             }
         });
-    fields.finish()?;
-    content.ok_or_else(|| Error::internal("content checked by finish"))
+    fields.finish_with(content)
 }
 
 fn with_etag(status: StatusCode, comment: CommentView) -> Response {

@@ -151,8 +151,7 @@ async fn set_team(
     caller.require(Role::Editor)?;
     let mut fields = body.required()?;
     let team_id = fields.nullable_uuid("team_id");
-    fields.finish()?;
-    let team_id = team_id.expect("checked by finish");
+    let team_id = fields.finish_with(team_id)?;
     let pipeline =
         governance::set_team(&state.repo, &caller, pipeline_id, team_id, Utc::now()).await?;
     Ok(Json(pipeline).into_response())
@@ -183,8 +182,7 @@ async fn set_criticality(
     caller.require(Role::Editor)?;
     let mut fields = body.required()?;
     let criticality = fields.nullable_choice("criticality", &Criticality::ALL, Criticality::as_str);
-    fields.finish()?;
-    let criticality = criticality.expect("checked by finish");
+    let criticality = fields.finish_with(criticality)?;
     let pipeline =
         governance::set_criticality(&state.repo, &caller, pipeline_id, criticality, Utc::now())
             .await?;

@@ -194,6 +194,13 @@ impl Fields {
         self.error(name, msg, kind);
     }
 
+    /// Ends reading and returns the one required value read: unknown fields and every error
+    /// collected become one 422.
+    pub fn finish_with<T>(self, value: Option<T>) -> Result<T> {
+        self.finish()?;
+        value.ok_or_else(|| Error::internal("a required body field was neither read nor reported"))
+    }
+
     /// Ends reading: unknown fields and every error collected become one 422.
     pub fn finish(mut self) -> Result<()> {
         let extra: Vec<String> = self.map.keys().cloned().collect();
