@@ -2,6 +2,7 @@
 //! serves its own group, plus the admin operations behind the `orchestration` command.
 
 pub mod admin;
+pub mod sync;
 
 use std::net::SocketAddr;
 
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         (name = "pipelines", description = "Pipelines (Airflow DAGs) and their platform-owned fields"),
         (name = "runs", description = "DAG runs and their task runs"),
         (name = "comments", description = "Comments on runs and task runs"),
+        (name = "connectors", description = "Airflow connectors: sync on demand, sync history"),
     )
 )]
 struct BaseDoc;
@@ -53,6 +55,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(pipelines_function::ApiDoc::openapi());
     doc.merge(runs_function::ApiDoc::openapi());
     doc.merge(comments_function::ApiDoc::openapi());
+    doc.merge(connectors_function::ApiDoc::openapi());
     shared::http::openapi::complete(doc)
 }
 

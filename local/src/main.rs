@@ -46,6 +46,17 @@ enum Command {
     /// Bootstrap spaces, users, memberships, keys, teams and connectors.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Sync Airflow connectors now, with a progress bar: one (--connector), those of a space
+    /// (--space), or every connector that is due (neither).
+    Sync {
+        #[arg(long)]
+        space: Option<String>,
+        #[arg(long)]
+        connector: Option<uuid::Uuid>,
+        /// Longest the sync of one connector may take before it stops (the next one resumes).
+        #[arg(long, default_value_t = 600)]
+        budget_seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -85,6 +96,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo => load_demo(&repo).await?,
         Command::Openapi => unreachable!("handled before the store is opened"),
+        Command::Sync {
+            space,
+            connector,
+            budget_seconds,
+        } => {
+            local::sync::run(
+                &repo,
+                space,
+                connector,
+                std::time::Duration::from_secs(budget_seconds),
+            )
+            .await?;
+        }
         Command::Admin(command) => {
             let output = admin::run(&repo, dynamo.as_ref(), command).await?;
             println!("{}", serde_json::to_string_pretty(&output)?);

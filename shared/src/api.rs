@@ -387,3 +387,28 @@ pub struct CommentListParams {
     #[param(minimum = 1)]
     pub size: Option<u32>,
 }
+
+/// Body of `POST /pipelines/{pipeline_id}/trigger` (optional, as is every field).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    /// The run's `conf` in Airflow.
+    #[schema(value_type = Option<Object>)]
+    pub conf: Option<serde_json::Map<String, Value>>,
+    /// The run's logical date; null or absent lets Airflow choose.
+    pub logical_date: Option<DateTime<Utc>>,
+    /// A note on the run, shown in Airflow.
+    pub note: Option<String>,
+}
+
+/// Query parameters of `GET /connectors/{connector_id}/syncs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SyncListParams {
+    /// Page number, from 1.
+    #[param(minimum = 1)]
+    pub page: Option<u32>,
+    /// Page size (default 20; values above 100 are capped to 100).
+    #[param(minimum = 1)]
+    pub size: Option<u32>,
+}

@@ -152,3 +152,35 @@ pub fn comment_entry(target_id: Uuid, created_at: DateTime<Utc>, comment_id: Uui
 pub fn comments_of(target_id: Uuid) -> String {
     format!("COMMENTS#{target_id}")
 }
+
+/// A connector's sync bookkeeping shares one partition: lease, checkpoint, sync records.
+pub fn connector_partition(connector_id: Uuid) -> String {
+    format!("CONNECTOR#{connector_id}")
+}
+
+/// The lease that keeps two syncs of one connector from running at once.
+pub fn sync_lease(connector_id: Uuid) -> Key {
+    Key::new(connector_partition(connector_id), "LEASE")
+}
+
+pub fn sync_checkpoint(connector_id: Uuid) -> Key {
+    Key::new(connector_partition(connector_id), "CHECKPOINT")
+}
+
+pub const SYNC_RECORD_PREFIX: &str = "SYNC#";
+
+/// A sync record, in time order within the connector's partition.
+pub fn sync_record(connector_id: Uuid, started_at: DateTime<Utc>, sync_id: Uuid) -> Key {
+    Key::new(
+        connector_partition(connector_id),
+        format!("{SYNC_RECORD_PREFIX}{}#{sync_id}", stamp(started_at)),
+    )
+}
+
+/// A trigger's `Idempotency-Key`, per space and caller (the key is stored hashed).
+pub fn idempotency(space_id: Uuid, user_id: Uuid, key_hash: &str) -> Key {
+    Key::new(
+        format!("IDEMPOTENCY#{space_id}#{user_id}"),
+        format!("KEY#{key_hash}"),
+    )
+}

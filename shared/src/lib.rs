@@ -6,6 +6,7 @@
 //! (rules and use cases, free of HTTP and storage details), [`api`] (JSON shapes) and [`http`]
 //! (extractors, parameter parsing, the one error-to-HTTP mapping).
 
+pub mod airflow;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -15,7 +16,9 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod repo;
+pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod sync;
 
 pub use error::{Error, Result};

@@ -11,6 +11,7 @@ use shared::store::dynamo::DynamoTable;
 use shared::store::embedded::EmbeddedTable;
 
 pub mod app;
+pub mod fake_airflow;
 
 /// The two storage backends every repository and HTTP test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,10 @@ fn document_is_openapi_3_1_with_every_operation_secured() {
         .values()
         .map(|item| item.as_object().unwrap().len())
         .sum();
-    assert_eq!(operations, 15, "every implemented operation is documented");
+    assert_eq!(
+        operations, 18,
+        "every operation of the contract is documented"
+    );
     for (path, item) in paths {
         for (method, operation) in item.as_object().unwrap() {
             let responses = operation["responses"].as_object().unwrap();
@@ -55,7 +58,8 @@ async fn every_documented_operation_is_served() {
             .replace("{pipeline_id}", &id)
             .replace("{run_id}", &id)
             .replace("{task_run_id}", &id)
-            .replace("{comment_id}", &id);
+            .replace("{comment_id}", &id)
+            .replace("{connector_id}", &id);
         assert!(!concrete.contains('{'), "unhandled parameter in {path}");
         for method in item.as_object().unwrap().keys() {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

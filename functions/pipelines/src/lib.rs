@@ -8,14 +8,14 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, put};
+use axum::routing::{get, patch, post, put};
 use chrono::Utc;
 use shared::Result;
 use shared::api::{
-    CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView,
-    TeamUpdate,
+    CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView, RunView,
+    TeamUpdate, TriggerBody,
 };
 use shared::auth::Caller;
 use shared::domain::model::{Criticality, PipelineStatus, Provider, Role};
@@ -25,6 +25,7 @@ use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
 use shared::http::{AppState, app};
 use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
+use shared::service::trigger::{self, MAX_IDEMPOTENCY_KEY_LEN, TriggerInput};
 use utoipa::OpenApi;
 
 /// This group's routes, relative to the API prefix.
@@ -38,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             patch(set_criticality),
         )
         .route("/pipelines/{pipeline_id}/watch", put(watch).delete(unwatch))
+        .route("/pipelines/{pipeline_id}/trigger", post(trigger))
 }
 
 /// This group's part of the OpenAPI document.
@@ -48,7 +50,8 @@ pub fn routes() -> Router<AppState> {
     set_team,
     set_criticality,
     watch,
-    unwatch
+    unwatch,
+    trigger
 ))]
 pub struct ApiDoc;
 
@@ -223,4 +226,85 @@ async fn unwatch(
     let pipeline_id = path.uuid("pipeline_id")?;
     governance::set_watch(&state.repo, &caller, pipeline_id, false, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Trigger a run of the pipeline's DAG in Airflow. Editors and admins.
+///
+/// The run is stored at once (normally `queued`) and followed by later syncs. Airflow's own
+/// error status and message pass through; 502 when Airflow cannot be reached, 504 when it does
+/// not answer in time. With an `Idempotency-Key`, a retried request returns the first run
+/// (200) instead of starting another.
+#[utoipa::path(
+    post,
+    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/trigger",
+    tag = "pipelines",
+    params(
+        ("slug" = String, Path, description = "The space's slug"),
+        ("pipeline_id" = Uuid, Path, description = "The pipeline's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request return its first result (kept 24 hours)"),
+    ),
+    request_body(content = Option<TriggerBody>, description = "All fields optional; the body itself too"),
+    responses(
+        (status = 201, description = "The run, created now", body = RunView),
+        (status = 200, description = "The run created by an earlier request with the same Idempotency-Key", body = RunView),
+        (status = 403, description = "The caller is not an editor or admin (or Airflow refused)", body = ErrorBody),
+        (status = 409, description = "Airflow refused (e.g. duplicate run), or the same Idempotency-Key is in progress", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 502, description = "Airflow could not be reached", body = ErrorBody),
+        (status = 504, description = "Airflow did not answer in time", body = ErrorBody),
+    )
+)]
+async fn trigger(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: PathParams,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response> {
+    let pipeline_id = path.uuid("pipeline_id")?;
+    caller.require(Role::Editor)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let mut fields = body.optional();
+    let input = TriggerInput {
+        conf: fields.optional_object("conf"),
+        logical_date: fields.optional_datetime("logical_date"),
+        note: fields.optional_string("note"),
+    };
+    fields.finish()?;
+    let (run, created) = trigger::trigger(
+        &state.repo,
+        &state.secrets,
+        state.airflow,
+        &caller,
+        pipeline_id,
+        input,
+        idempotency_key.as_deref(),
+        Utc::now(),
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(run)).into_response())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str().map(str::trim) {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
+            Ok(Some(key.to_string()))
+        }
+        _ => Err(shared::Error::validation(
+            &["header", "idempotency-key"],
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+            ),
+            "value_error",
+        )),
+    }
 }

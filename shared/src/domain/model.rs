@@ -230,14 +230,28 @@ pub enum ConnectorAuth {
     Token { token: SecretRef },
 }
 
-/// Where a connector secret lives. Resolved only at sync time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where a connector secret lives. Resolved only at sync or trigger time.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "source", content = "name", rename_all = "snake_case")]
 pub enum SecretRef {
     /// An AWS Secrets Manager secret ARN (production).
     SecretsManager(String),
     /// The name of an environment variable of the syncing process (local use).
     Env(String),
+    /// The value itself, kept in the embedded store (local use only: the admin command
+    /// refuses it on DynamoDB).
+    Stored(String),
+}
+
+/// Never prints a stored secret's value.
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::SecretsManager(arn) => write!(f, "SecretsManager({arn})"),
+            SecretRef::Env(name) => write!(f, "Env({name})"),
+            SecretRef::Stored(_) => write!(f, "Stored(<redacted>)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +372,17 @@ impl Run {
         duration_seconds(self.started_at, self.ended_at)
     }
 
+    /// Whether `stored` already says everything this run says (ignoring when it was synced and
+    /// the flag computed at ingestion), so a sync can skip writing it.
+    pub fn same_as(&self, stored: &Run) -> bool {
+        let normalise = |run: &Run| Run {
+            synced_at: DateTime::<Utc>::MIN_UTC,
+            longer_than_usual: false,
+            ..run.clone()
+        };
+        normalise(self) == normalise(stored)
+    }
+
     pub fn as_ref(&self) -> RunRef {
         RunRef {
             id: self.id,
@@ -394,6 +419,14 @@ pub struct TaskRun {
 }
 
 impl TaskRun {
+    /// Whether `stored` already says everything this try says (ignoring the computed flag).
+    pub fn same_as(&self, stored: &TaskRun) -> bool {
+        self == &TaskRun {
+            longer_than_usual: self.longer_than_usual,
+            ..stored.clone()
+        }
+    }
+
     pub fn duration(&self) -> Option<f64> {
         duration_seconds(self.started_at, self.ended_at)
     }

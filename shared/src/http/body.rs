@@ -189,6 +189,32 @@ impl Fields {
         }
     }
 
+    /// An optional RFC 3339 date-time with an offset (absent or null → `None`).
+    pub fn optional_datetime(&mut self, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.take(name, false)? {
+            Value::Null => None,
+            Value::String(s) => match chrono::DateTime::parse_from_rfc3339(&s) {
+                Ok(at) => Some(at.with_timezone(&chrono::Utc)),
+                Err(_) => {
+                    self.error(
+                        name,
+                        "Input should be a valid datetime in RFC 3339 format with a time zone",
+                        "datetime_parsing",
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.error(
+                    name,
+                    "Input should be a valid datetime string",
+                    "datetime_type",
+                );
+                None
+            }
+        }
+    }
+
     /// Adds an error found by the caller's own checks.
     pub fn reject(&mut self, name: &str, msg: impl Into<String>, kind: &str) {
         self.error(name, msg, kind);

@@ -14,7 +14,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::repo::Repository;
+use crate::secrets::SecretResolver;
+use crate::service::connectors::AirflowSettings;
 
 /// Prefix of every route of the contract.
 pub const API_PREFIX: &str = "/api/v1.0/spaces/{slug}/orchestration";
@@ -23,15 +28,29 @@ pub const API_PREFIX: &str = "/api/v1.0/spaces/{slug}/orchestration";
 /// when every character is JSON-escaped.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
+/// Time a sync started over HTTP may take before it stops and answers 202 (API Gateway cuts
+/// requests at 29 s).
+pub const HTTP_SYNC_BUDGET: Duration = Duration::from_secs(20);
+
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub repo: Repository,
+    /// Resolves connector secrets (Secrets Manager client created on first use).
+    pub secrets: Arc<SecretResolver>,
+    pub sync_budget: Duration,
+    /// Timeouts and retries of calls to Airflow.
+    pub airflow: AirflowSettings,
 }
 
 impl AppState {
     pub fn new(repo: Repository) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            secrets: Arc::new(SecretResolver::new()),
+            sync_budget: HTTP_SYNC_BUDGET,
+            airflow: AirflowSettings::default(),
+        }
     }
 }
 

@@ -283,6 +283,17 @@ impl Repository {
             .transpose()
     }
 
+    /// Every connector of every space (the scheduled sync), through the index.
+    pub async fn list_all_connectors(&self) -> Result<Vec<Connector>> {
+        let (pk, _) = keys::connector_gsi1(Uuid::nil());
+        let query = Query::partition(Index::Gsi1, pk);
+        query_all(self.table(), query)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
     pub async fn list_connectors(&self, space_id: Uuid) -> Result<Vec<Connector>> {
         let query = Query::partition(Index::Primary, keys::space_partition(space_id))
             .sort(SortKey::BeginsWith(keys::CONNECTOR_PREFIX.into()));

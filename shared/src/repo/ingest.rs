@@ -1,11 +1,10 @@
 //! The write path for mirrored runs: used by the Airflow sync and the demo loader alike.
 //!
-//! For one pipeline, a batch of runs (with their task runs) is merged into the pipeline's run
-//! series and task histories, each run and task run gets its `longer_than_usual` flag against
-//! the history *before* it, and the pipeline's latest/last-success/last-failure references move
-//! forward. Items are written runs first, summaries last, so an interrupted ingest leaves
-//! summaries at worst behind the runs, and re-ingesting the same runs (idempotent: ids are
-//! deterministic) brings them level.
+//! For one pipeline, runs are merged into the pipeline's run series, each run and task-run try
+//! gets its `longer_than_usual` flag against the history *before* it, and the pipeline's
+//! latest/last-success/last-failure references move forward. Items are written runs first,
+//! summaries last, so an interrupted ingest leaves summaries at worst behind the runs, and
+//! re-ingesting the same runs (idempotent: ids are deterministic) brings them level.
 
 use std::collections::HashMap;
 
@@ -17,7 +16,7 @@ use crate::domain::model::{Pipeline, Run, RunRef, RunStatus, TaskRun};
 use crate::domain::summary::{RunSample, RunSeries, TaskHistory};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::store::{BatchOp, Condition, Key, StoreError, Update};
+use crate::store::{BatchOp, Condition, Item, Key, StoreError, Update};
 
 #[derive(Debug, Clone)]
 pub struct RunWithTasks {
@@ -32,10 +31,12 @@ pub struct IngestReport {
 }
 
 const TASK_HISTORY_ATTR: &str = "history";
+const TASK_HISTORY_PREFIX: &str = "TASKHIST#";
 
 impl Repository {
-    /// Writes runs of one pipeline and brings its summaries up to date. The pipeline must
-    /// exist (its metadata is written first by [`Repository::upsert_pipeline_metadata`]).
+    /// Writes runs of one pipeline (with any task runs given) and brings its summaries up to
+    /// date. The pipeline must exist (its metadata is written first by
+    /// [`Repository::upsert_pipeline_metadata`]).
     pub async fn ingest_runs(
         &self,
         pipeline: &Pipeline,
@@ -46,40 +47,25 @@ impl Repository {
             return Ok(IngestReport::default());
         }
         runs.sort_by_key(|r| (r.run.at(), r.run.id));
-
         let pipeline_key = keys::pipeline(pipeline.space_id, pipeline.id);
         let series_key = keys::run_series(pipeline.id);
-        let mut task_ids: Vec<&str> = runs
+        let task_ids = runs
             .iter()
-            .flat_map(|r| r.task_runs.iter().map(|t| t.task_id.as_str()))
-            .collect();
-        task_ids.sort_unstable();
-        task_ids.dedup();
+            .flat_map(|r| r.task_runs.iter().map(|t| t.task_id.as_str()));
         let mut wanted = vec![pipeline_key.clone(), series_key.clone()];
-        wanted.extend(
-            task_ids
-                .iter()
-                .map(|task| keys::task_history(pipeline.id, task)),
-        );
+        wanted.extend(history_keys(pipeline, task_ids));
 
         let mut current: Option<Pipeline> = None;
         let mut series = RunSeries::default();
-        let mut histories: HashMap<String, TaskHistory> = HashMap::new();
+        let mut histories = HashMap::new();
         for item in self.table.batch_get(&wanted).await? {
             let Some(key) = Key::of(&item) else { continue };
             if key == pipeline_key {
                 current = Some(from_item(item)?);
             } else if key == series_key {
                 series = decode_series(&item)?;
-            } else if let Some(task_id) = key.sk.strip_prefix("TASKHIST#") {
-                let history = item
-                    .get(TASK_HISTORY_ATTR)
-                    .cloned()
-                    .map(serde_json::from_value)
-                    .transpose()
-                    .map_err(Error::internal)?
-                    .unwrap_or_default();
-                histories.insert(task_id.to_string(), history);
+            } else if let Some((task_id, history)) = decode_history(&key, &item)? {
+                histories.insert(task_id, history);
             }
         }
         let current = current.ok_or(Error::NotFound("Pipeline not found"))?;
@@ -97,31 +83,8 @@ impl Repository {
             let sample = RunSample::of(&run);
             run.longer_than_usual = series.is_longer_than_usual(&sample);
             series.upsert(sample);
-
             for task_run in &mut task_runs {
-                let history = histories.entry(task_run.task_id.clone()).or_default();
-                let at = task_run.started_at.unwrap_or(run.at()).timestamp();
-                task_run.longer_than_usual = match task_run.duration() {
-                    Some(seconds) if matches!(task_run.status.as_str(), "success" | "failed") => {
-                        history.is_longer_than_usual(at, seconds)
-                    }
-                    _ => false,
-                };
-                if let (Some(seconds), "success") = (task_run.duration(), task_run.status.as_str())
-                {
-                    history.record_success(at, seconds);
-                }
-                writes.push(BatchOp::Put(to_item(
-                    &*task_run,
-                    "task_run",
-                    keys::task_run(
-                        run.id,
-                        &task_run.task_id,
-                        task_run.map_index,
-                        task_run.try_number,
-                    ),
-                    Some(keys::task_run_gsi1(task_run.id)),
-                )?));
+                writes.push(flag_and_record(&mut histories, task_run, run.at())?);
             }
             report.task_runs += task_runs.len();
 
@@ -156,15 +119,7 @@ impl Repository {
 
         self.table.batch_write(writes).await?;
         let mut summaries = vec![BatchOp::Put(series_item(pipeline, &series))];
-        for (task_id, history) in &histories {
-            let key = keys::task_history(pipeline.id, task_id);
-            let mut item = crate::store::Item::new();
-            item.insert("PK".into(), key.pk.into());
-            item.insert("SK".into(), key.sk.into());
-            item.insert("kind".into(), "task_history".into());
-            item.insert(TASK_HISTORY_ATTR.into(), json(history)?);
-            summaries.push(BatchOp::Put(item));
-        }
+        summaries.extend(history_items(pipeline, &histories)?);
         self.table.batch_write(summaries).await?;
         let update = Update::new()
             .set_or_remove("latest_run", json(&latest)?)
@@ -180,6 +135,110 @@ impl Repository {
             Err(other) => Err(other.into()),
         }
     }
+
+    /// Writes task-run tries of one pipeline whose runs are stored already (the sync reads task
+    /// instances separately from runs), flagging unusual durations against each task's history.
+    pub async fn ingest_task_runs(
+        &self,
+        pipeline: &Pipeline,
+        mut task_runs: Vec<TaskRun>,
+    ) -> Result<usize> {
+        if task_runs.is_empty() {
+            return Ok(0);
+        }
+        task_runs.sort_by_key(|t| (t.started_at, t.id));
+        let wanted = history_keys(pipeline, task_runs.iter().map(|t| t.task_id.as_str()));
+        let mut histories = HashMap::new();
+        for item in self.table.batch_get(&wanted).await? {
+            let Some(key) = Key::of(&item) else { continue };
+            if let Some((task_id, history)) = decode_history(&key, &item)? {
+                histories.insert(task_id, history);
+            }
+        }
+        let mut writes = Vec::with_capacity(task_runs.len());
+        for task_run in &mut task_runs {
+            let at = task_run.started_at.unwrap_or_else(Utc::now);
+            writes.push(flag_and_record(&mut histories, task_run, at)?);
+        }
+        self.table.batch_write(writes).await?;
+        self.table
+            .batch_write(history_items(pipeline, &histories)?)
+            .await?;
+        Ok(task_runs.len())
+    }
+}
+
+fn history_keys<'a>(pipeline: &Pipeline, task_ids: impl Iterator<Item = &'a str>) -> Vec<Key> {
+    let mut task_ids: Vec<&str> = task_ids.collect();
+    task_ids.sort_unstable();
+    task_ids.dedup();
+    task_ids
+        .into_iter()
+        .map(|task| keys::task_history(pipeline.id, task))
+        .collect()
+}
+
+/// Sets a try's `longer_than_usual` against its task's earlier successful tries, records it in
+/// the history if it succeeded, and returns its write.
+fn flag_and_record(
+    histories: &mut HashMap<String, TaskHistory>,
+    task_run: &mut TaskRun,
+    run_at: DateTime<Utc>,
+) -> Result<BatchOp> {
+    let history = histories.entry(task_run.task_id.clone()).or_default();
+    let at = task_run.started_at.unwrap_or(run_at).timestamp();
+    task_run.longer_than_usual = match task_run.duration() {
+        Some(seconds) if matches!(task_run.status.as_str(), "success" | "failed") => {
+            history.is_longer_than_usual(at, seconds)
+        }
+        _ => false,
+    };
+    if let (Some(seconds), "success") = (task_run.duration(), task_run.status.as_str()) {
+        history.record_success(at, seconds);
+    }
+    Ok(BatchOp::Put(to_item(
+        &*task_run,
+        "task_run",
+        keys::task_run(
+            task_run.run_id,
+            &task_run.task_id,
+            task_run.map_index,
+            task_run.try_number,
+        ),
+        Some(keys::task_run_gsi1(task_run.id)),
+    )?))
+}
+
+fn decode_history(key: &Key, item: &Item) -> Result<Option<(String, TaskHistory)>> {
+    let Some(task_id) = key.sk.strip_prefix(TASK_HISTORY_PREFIX) else {
+        return Ok(None);
+    };
+    let history = item
+        .get(TASK_HISTORY_ATTR)
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(Error::internal)?
+        .unwrap_or_default();
+    Ok(Some((task_id.to_string(), history)))
+}
+
+fn history_items(
+    pipeline: &Pipeline,
+    histories: &HashMap<String, TaskHistory>,
+) -> Result<Vec<BatchOp>> {
+    histories
+        .iter()
+        .map(|(task_id, history)| {
+            let key = keys::task_history(pipeline.id, task_id);
+            let mut item = Item::new();
+            item.insert("PK".into(), key.pk.into());
+            item.insert("SK".into(), key.sk.into());
+            item.insert("kind".into(), "task_history".into());
+            item.insert(TASK_HISTORY_ATTR.into(), json(history)?);
+            Ok(BatchOp::Put(item))
+        })
+        .collect()
 }
 
 /// Moves `slot` to `run` if the run is newer, or refreshes it if it is the same run.

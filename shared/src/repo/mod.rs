@@ -5,9 +5,11 @@
 
 mod comments;
 mod directory;
+mod idempotency;
 mod ingest;
 mod pipelines;
 mod runs;
+mod sync_state;
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::store::{GSI1_PK, GSI1_SK, Item, Key, PK, SK, Table};
 
 pub use directory::NewApiKey;
+pub use idempotency::{IdempotencyRecord, expiry as idempotency_expiry};
 pub use ingest::{IngestReport, RunWithTasks};
 pub use pipelines::PipelineWithSeries;
 

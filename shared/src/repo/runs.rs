@@ -1,5 +1,7 @@
 //! Runs and task runs.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -7,7 +9,7 @@ use super::{Repository, from_item};
 use crate::domain::model::{Run, TaskRun};
 use crate::error::Result;
 use crate::keys;
-use crate::store::{Index, Query, SortKey, query_all};
+use crate::store::{BatchOp, Index, Query, SortKey, query_all};
 
 impl Repository {
     /// A run with all its task runs (one query: they share the run's partition).
@@ -68,6 +70,53 @@ impl Repository {
             .into_iter()
             .map(from_item)
             .collect()
+    }
+
+    /// The stored runs among `run_ids` (one batch read per 100).
+    pub async fn runs_by_id(&self, run_ids: &[Uuid]) -> Result<HashMap<Uuid, Run>> {
+        let keys: Vec<_> = run_ids.iter().map(|id| keys::run(*id)).collect();
+        self.table
+            .batch_get(&keys)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<Run>(item).map(|run| (run.id, run)))
+            .collect()
+    }
+
+    /// The stored task-run tries among `tries` (run id, task id, map index, try number).
+    pub async fn task_runs_by_key(
+        &self,
+        tries: &[(Uuid, &str, i64, u32)],
+    ) -> Result<HashMap<Uuid, TaskRun>> {
+        let keys: Vec<_> = tries
+            .iter()
+            .map(|(run_id, task_id, map_index, try_number)| {
+                keys::task_run(*run_id, task_id, *map_index, *try_number)
+            })
+            .collect();
+        self.table
+            .batch_get(&keys)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<TaskRun>(item).map(|t| (t.id, t)))
+            .collect()
+    }
+
+    /// Removes task-run tries (Airflow's try-0 placeholders once a task has really run).
+    pub async fn delete_task_runs(&self, task_runs: &[&TaskRun]) -> Result<()> {
+        let deletes = task_runs
+            .iter()
+            .map(|t| {
+                BatchOp::Delete(keys::task_run(
+                    t.run_id,
+                    &t.task_id,
+                    t.map_index,
+                    t.try_number,
+                ))
+            })
+            .collect();
+        self.table.batch_write(deletes).await?;
+        Ok(())
     }
 
     /// A task run by its id (through the index), with nothing else.

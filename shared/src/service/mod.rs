@@ -1,9 +1,11 @@
 //! Use cases behind the endpoints, independent of HTTP and of the storage backend.
 
 pub mod comments;
+pub mod connectors;
 pub mod governance;
 pub mod pipelines;
 pub mod runs;
+pub mod trigger;
 
 /// Page-number pagination (the platform convention: `page` from 1, `size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,19 +1,23 @@
-//! A [`Table`] decorator that counts backend requests, for round-trip budgets in tests and
-//! benchmarks. A batch or query counts once per call here; the DynamoDB adapter may split a call
-//! into several HTTP requests (25-item batches, 1 MB pages), which its own figures report.
+//! A [`Table`] decorator that counts backend requests and records which partitions were
+//! written, for round-trip budgets and "this wrote nothing" checks in tests and benchmarks.
+//! A batch or query counts once per call here; the DynamoDB adapter may split a call into
+//! several HTTP requests (25-item batches, 1 MB pages).
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
 use super::{
-    BatchOp, Condition, Item, Key, Query, QueryPage, StoreResult, Table, TransactOp, Update,
+    BatchOp, Condition, Item, Key, PK, Query, QueryPage, StoreResult, Table, TransactOp, Update,
 };
 
 pub struct CountingTable {
     inner: Arc<dyn Table>,
     requests: AtomicU64,
+    /// Partition key of every item written (put, update, delete), in order.
+    written: Mutex<Vec<String>>,
 }
 
 impl CountingTable {
@@ -21,6 +25,7 @@ impl CountingTable {
         Self {
             inner,
             requests: AtomicU64::new(0),
+            written: Mutex::new(Vec::new()),
         }
     }
 
@@ -29,9 +34,23 @@ impl CountingTable {
         self.requests.swap(0, Ordering::SeqCst)
     }
 
+    /// Partition keys of the items written since the last call (one entry per item write).
+    pub fn take_written(&self) -> Vec<String> {
+        std::mem::take(&mut self.written.lock().expect("counter lock"))
+    }
+
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
+
+    fn wrote<'a>(&self, partitions: impl IntoIterator<Item = &'a str>) {
+        let mut written = self.written.lock().expect("counter lock");
+        written.extend(partitions.into_iter().map(str::to_string));
+    }
+}
+
+fn partition(item: &Item) -> &str {
+    item.get(PK).and_then(|v| v.as_str()).unwrap_or_default()
 }
 
 #[async_trait]
@@ -48,6 +67,7 @@ impl Table for CountingTable {
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> StoreResult<()> {
         self.count();
+        self.wrote([partition(&item)]);
         self.inner.put(item, condition).await
     }
 
@@ -58,11 +78,13 @@ impl Table for CountingTable {
         condition: Option<Condition>,
     ) -> StoreResult<Item> {
         self.count();
+        self.wrote([key.pk.as_str()]);
         self.inner.update(key, update, condition).await
     }
 
     async fn delete(&self, key: &Key, condition: Option<Condition>) -> StoreResult<()> {
         self.count();
+        self.wrote([key.pk.as_str()]);
         self.inner.delete(key, condition).await
     }
 
@@ -73,11 +95,22 @@ impl Table for CountingTable {
 
     async fn batch_write(&self, ops: Vec<BatchOp>) -> StoreResult<()> {
         self.count();
+        self.wrote(ops.iter().map(|op| match op {
+            BatchOp::Put(item) => partition(item),
+            BatchOp::Delete(key) => key.pk.as_str(),
+        }));
         self.inner.batch_write(ops).await
     }
 
     async fn transact_write(&self, ops: Vec<TransactOp>) -> StoreResult<()> {
         self.count();
+        self.wrote(ops.iter().filter_map(|op| match op {
+            TransactOp::Put { item, .. } => Some(partition(item)),
+            TransactOp::Update { key, .. } | TransactOp::Delete { key, .. } => {
+                Some(key.pk.as_str())
+            }
+            TransactOp::Check { .. } => None,
+        }));
         self.inner.transact_write(ops).await
     }
 

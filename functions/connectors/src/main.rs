@@ -1,0 +1,8 @@
+//! Lambda entry point: configuration and clients once, then the router under `lambda_http`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = shared::http::lambda_state().await?;
+    lambda_http::run(connectors_function::router(state)).await
+}

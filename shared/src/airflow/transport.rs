@@ -1,0 +1,210 @@
+//! One HTTP call to Airflow with its timeout and retries (jittered exponential backoff,
+//! `Retry-After` honoured), counting every request sent.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use super::auth::Credential;
+use super::error::{AirflowError, error_detail};
+
+/// The longest wait a `Retry-After` header can impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The longest backoff between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Which failures may be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Reads (and token requests): 429, 5xx, connection errors, timeouts.
+    Idempotent,
+    /// A trigger may have created the run even if no answer came back: only failures where
+    /// Airflow surely did nothing (connection not established, 429, 503).
+    NonIdempotent,
+}
+
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    max_attempts: u32,
+    base_delay: Duration,
+    requests: AtomicU64,
+}
+
+/// A complete answer, whatever its status.
+struct Reply {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: Vec<u8>,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        timeout: Duration,
+        max_attempts: u32,
+        base_delay: Duration,
+    ) -> Result<Self, AirflowError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("orchestration-api/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| AirflowError::Invalid(format!("HTTP client: {error}")))?;
+        Ok(Self {
+            http,
+            max_attempts: max_attempts.max(1),
+            base_delay,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Sends until a 2xx answer (its body is returned), a failure that must not be retried,
+    /// or `max_attempts` attempts.
+    pub(crate) async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        credential: Option<&Credential>,
+        retry: Retry,
+    ) -> Result<Vec<u8>, AirflowError> {
+        let mut attempt = 1;
+        loop {
+            let (error, retry_after) = match self.once(method, url, body, credential).await {
+                Ok(reply) if reply.status.is_success() => return Ok(reply.body),
+                Ok(reply) => {
+                    let status = reply.status.as_u16();
+                    let error = AirflowError::Status {
+                        status,
+                        detail: error_detail(&reply.body),
+                    };
+                    let retryable = match status {
+                        429 | 503 => true,
+                        500.. => retry == Retry::Idempotent,
+                        _ => false,
+                    };
+                    if !retryable {
+                        return Err(error);
+                    }
+                    (error, reply.retry_after)
+                }
+                Err(error) => {
+                    let retryable = error.is_connect() || retry == Retry::Idempotent;
+                    let error = transport_error(method, url, &error);
+                    if !retryable {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
+            };
+            if attempt >= self.max_attempts {
+                return Err(error);
+            }
+            let delay = retry_after.unwrap_or_else(|| backoff(self.base_delay, attempt));
+            tracing::debug!(
+                %method,
+                path = url.path(),
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                %error,
+                "retrying Airflow request"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn once(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        credential: Option<&Credential>,
+    ) -> Result<Reply, reqwest::Error> {
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(credential) = credential {
+            request = credential.apply(request);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request.send().await?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response.bytes().await?.to_vec();
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// `Retry-After` in seconds, capped; the HTTP-date form falls back to the backoff.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// `base * 2^(attempt-1)`, capped, with "equal jitter": uniformly between half and all of it.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exponential = base
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF);
+    exponential.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+/// `Timeout` or `Unreachable`, with the method, path and cause (never headers or body).
+fn transport_error(method: &Method, url: &Url, error: &reqwest::Error) -> AirflowError {
+    // reqwest's own message repeats the URL; the path is said once, first.
+    let top = error.to_string();
+    let top = top.split(" for url (").next().unwrap_or_default();
+    let mut text = format!("{method} {}: {top}", url.path());
+    let mut cause = std::error::Error::source(error);
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    if error.is_timeout() {
+        AirflowError::Timeout(text)
+    } else {
+        AirflowError::Unreachable(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_are_capped() {
+        assert_eq!(parse_retry_after("1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_retry_after(" 120 "), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        let base = Duration::from_millis(200);
+        for _ in 0..50 {
+            let first = backoff(base, 1);
+            assert!(first >= Duration::from_millis(100) && first <= base);
+            let third = backoff(base, 3);
+            assert!(third >= Duration::from_millis(400) && third <= Duration::from_millis(800));
+            assert!(backoff(base, 40) <= MAX_BACKOFF);
+        }
+    }
+}

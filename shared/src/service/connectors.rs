@@ -1,0 +1,165 @@
+//! Connector syncs on demand and their history.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{PageRequest, Paged};
+use crate::airflow::{AirflowClient, AirflowConfig, AirflowError, Credentials};
+use crate::auth::Caller;
+use crate::domain::model::{Connector, ConnectorAuth, Provider, Role};
+use crate::domain::sync::{SyncCounts, SyncRecord, SyncStatus, SyncTrigger};
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+use crate::secrets::SecretResolver;
+use crate::sync::{SyncOptions, sync_connector};
+
+/// Who may edit (and so sync) a connector: a space admin, or an editor who created it or is
+/// listed among its editors.
+pub fn can_edit(caller: &Caller, connector: &Connector) -> bool {
+    caller.role >= Role::Admin
+        || (caller.role >= Role::Editor
+            && (connector.created_by == caller.user_id
+                || connector.editors.contains(&caller.user_id)))
+}
+
+/// Timeouts and retries of calls to Airflow (the client's defaults unless changed).
+#[derive(Debug, Clone, Copy)]
+pub struct AirflowSettings {
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
+}
+
+impl Default for AirflowSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            retry_base_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A client for the connector's Airflow, with its secret resolved now.
+pub async fn client_for(
+    connector: &Connector,
+    secrets: &SecretResolver,
+    settings: AirflowSettings,
+) -> Result<AirflowClient, String> {
+    let credentials = match &connector.auth {
+        ConnectorAuth::Password { username, password } => Credentials::Password {
+            username: username.clone(),
+            password: secrets.resolve(password).await.map_err(|e| e.to_string())?,
+        },
+        ConnectorAuth::Token { token } => {
+            Credentials::Token(secrets.resolve(token).await.map_err(|e| e.to_string())?)
+        }
+    };
+    let mut config = AirflowConfig::new(
+        connector.base_url.clone(),
+        connector.api_version,
+        credentials,
+    );
+    config.request_timeout = settings.request_timeout;
+    config.max_attempts = settings.max_attempts;
+    config.retry_base_delay = settings.retry_base_delay;
+    AirflowClient::new(config).map_err(|e| e.to_string())
+}
+
+/// The connector, if it is in the caller's space (404 otherwise).
+pub async fn find(repo: &Repository, caller: &Caller, connector_id: Uuid) -> Result<Connector> {
+    repo.get_connector(caller.space_id, connector_id)
+        .await?
+        .ok_or(Error::NotFound("Connector not found"))
+}
+
+/// Syncs a connector now, within `budget`. A sync that cannot start for want of credentials
+/// is recorded as failed like any other.
+pub async fn sync(
+    repo: &Repository,
+    secrets: &SecretResolver,
+    settings: AirflowSettings,
+    caller: &Caller,
+    connector_id: Uuid,
+    budget: Duration,
+) -> Result<SyncRecord> {
+    let connector = find(repo, caller, connector_id).await?;
+    match connector.provider {
+        Provider::Airflow => {}
+    }
+    if !can_edit(caller, &connector) {
+        return Err(Error::Forbidden(
+            "Syncing a connector needs permission to edit it (a space admin, or an editor who created it or is one of its editors)".into(),
+        ));
+    }
+    let client = match client_for(&connector, secrets, settings).await {
+        Ok(client) => client,
+        Err(reason) => {
+            return record_failure(
+                repo,
+                caller,
+                &connector,
+                format!("connector credentials: {reason}"),
+            )
+            .await;
+        }
+    };
+    let mut options = SyncOptions::new(SyncTrigger::Manual, budget);
+    options.triggered_by = Some(caller.user_id);
+    sync_connector(repo, &client, &connector, options).await
+}
+
+async fn record_failure(
+    repo: &Repository,
+    caller: &Caller,
+    connector: &Connector,
+    error: String,
+) -> Result<SyncRecord> {
+    let now = Utc::now();
+    let record = SyncRecord {
+        id: Uuid::new_v4(),
+        connector_id: connector.id,
+        space_id: connector.space_id,
+        trigger: SyncTrigger::Manual,
+        triggered_by: Some(caller.user_id),
+        started_at: now,
+        finished_at: Some(now),
+        status: SyncStatus::Failed,
+        counts: SyncCounts::default(),
+        warnings: Vec::new(),
+        error: Some(error),
+        airflow_requests: 0,
+        pending: false,
+    };
+    repo.put_sync_record(&record).await?;
+    Ok(record)
+}
+
+/// A connector's sync records, newest first (any member of the space).
+pub async fn list_syncs(
+    repo: &Repository,
+    caller: &Caller,
+    connector_id: Uuid,
+    page: PageRequest,
+) -> Result<Paged<SyncRecord>> {
+    find(repo, caller, connector_id).await?;
+    let records = repo.list_sync_records(connector_id).await?;
+    let total = records.len() as u64;
+    Ok(Paged {
+        items: page.slice(records),
+        total,
+        page,
+    })
+}
+
+/// How an Airflow failure reaches the API's caller: Airflow's own status and message pass
+/// through; unreachable is 502, a timeout 504.
+pub fn airflow_error(error: AirflowError) -> Error {
+    match error {
+        AirflowError::Status { status, detail } => Error::Upstream { status, detail },
+        AirflowError::Timeout(detail) => Error::GatewayTimeout(detail),
+        other => Error::BadGateway(other.to_string()),
+    }
+}

@@ -1,0 +1,191 @@
+//! Triggering an Airflow DAG run from the platform.
+//!
+//! The run is created in Airflow and written to the store at once (status as Airflow answers,
+//! normally `queued`); later syncs follow it. With an `Idempotency-Key`, a retried request
+//! returns the first request's run instead of starting another: the key is claimed before
+//! Airflow is called, and the Airflow run id is derived from it, so even a retry after a crash
+//! between the two finds the run Airflow already has.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::airflow::{AirflowError, TriggerRequest};
+use crate::api::RunView;
+use crate::auth::Caller;
+use crate::domain::model::Role;
+use crate::error::{Error, Result};
+use crate::repo::{IdempotencyRecord, Repository, RunWithTasks, idempotency_expiry};
+use crate::secrets::SecretResolver;
+use crate::service::connectors::{AirflowSettings, airflow_error, client_for};
+use crate::sync::mapping;
+
+/// The optional body of `POST /pipelines/{id}/trigger`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriggerInput {
+    pub conf: Option<Map<String, Value>>,
+    /// Airflow 3 needs it in the body; absent means `null` (Airflow picks the run's time).
+    pub logical_date: Option<DateTime<Utc>>,
+    pub note: Option<String>,
+}
+
+impl TriggerInput {
+    fn fingerprint(&self, pipeline_id: Uuid) -> String {
+        let canonical = json!({
+            "pipeline_id": pipeline_id,
+            "conf": self.conf,
+            "logical_date": self.logical_date,
+            "note": self.note,
+        });
+        hex(&Sha256::digest(canonical.to_string().as_bytes()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Triggers the pipeline's DAG. Returns the run and whether it was created now (`true`) or
+/// replayed from an earlier request with the same `Idempotency-Key` (`false`).
+#[allow(clippy::too_many_arguments)]
+pub async fn trigger(
+    repo: &Repository,
+    secrets: &SecretResolver,
+    settings: AirflowSettings,
+    caller: &Caller,
+    pipeline_id: Uuid,
+    input: TriggerInput,
+    idempotency_key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(RunView, bool)> {
+    caller.require(Role::Editor)?;
+    let pipeline = repo
+        .get_pipeline(caller.space_id, pipeline_id)
+        .await?
+        .ok_or(Error::NotFound("Pipeline not found"))?;
+    let connector = repo
+        .get_connector(caller.space_id, pipeline.connector_id)
+        .await?
+        .ok_or_else(|| Error::internal("pipeline without its connector"))?;
+
+    let fingerprint = input.fingerprint(pipeline_id);
+    let claim = match idempotency_key {
+        Some(key) => {
+            let key_hash = hex(&Sha256::digest(key.as_bytes()));
+            let record = IdempotencyRecord {
+                pipeline_id,
+                request_hash: fingerprint.clone(),
+                run_id: None,
+                expires_at: idempotency_expiry(now),
+            };
+            if let Some(earlier) = repo
+                .claim_idempotency_key(caller.space_id, caller.user_id, &key_hash, &record, now)
+                .await?
+            {
+                return replay(repo, caller, &earlier, &fingerprint)
+                    .await
+                    .map(|run| (run, false));
+            }
+            Some((key_hash, record))
+        }
+        None => None,
+    };
+
+    let key_hash = claim.as_ref().map(|(hash, _)| hash.as_str());
+    let result = call_airflow(
+        repo, secrets, settings, &connector, &pipeline, &input, key_hash, now,
+    )
+    .await;
+    match (result, claim) {
+        (Ok(run), Some((key_hash, mut record))) => {
+            record.run_id = Some(run.id);
+            repo.complete_idempotency_key(caller.space_id, caller.user_id, &key_hash, &record)
+                .await?;
+            Ok((run, true))
+        }
+        (Ok(run), None) => Ok((run, true)),
+        (Err(error), Some((key_hash, _))) => {
+            // Nothing was created: free the key so the client can retry.
+            repo.release_idempotency_key(caller.space_id, caller.user_id, &key_hash)
+                .await?;
+            Err(error)
+        }
+        (Err(error), None) => Err(error),
+    }
+}
+
+async fn replay(
+    repo: &Repository,
+    caller: &Caller,
+    earlier: &IdempotencyRecord,
+    fingerprint: &str,
+) -> Result<RunView> {
+    if earlier.request_hash != fingerprint {
+        return Err(Error::validation(
+            &["header", "idempotency-key"],
+            "This Idempotency-Key was used for a different request",
+            "value_error",
+        ));
+    }
+    let run_id = earlier.run_id.ok_or_else(|| {
+        Error::Conflict("A request with this Idempotency-Key is still being processed".into())
+    })?;
+    repo.get_run(run_id)
+        .await?
+        .filter(|run| run.space_id == caller.space_id)
+        .map(RunView::from)
+        .ok_or_else(|| Error::internal("idempotency record points at a missing run"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call_airflow(
+    repo: &Repository,
+    secrets: &SecretResolver,
+    settings: AirflowSettings,
+    connector: &crate::domain::model::Connector,
+    pipeline: &crate::domain::model::Pipeline,
+    input: &TriggerInput,
+    key_hash: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<RunView> {
+    let client = client_for(connector, secrets, settings)
+        .await
+        .map_err(|reason| Error::BadGateway(format!("connector credentials: {reason}")))?;
+    // With an idempotency key the run id is fixed, so Airflow itself refuses a duplicate.
+    let dag_run_id = key_hash.map(|hash| format!("api__{}", &hash[..32]));
+    let request = TriggerRequest {
+        dag_run_id: dag_run_id.clone(),
+        logical_date: input.logical_date,
+        conf: input.conf.clone(),
+        note: input.note.clone(),
+    };
+    let dag_run = match client.trigger(&pipeline.dag_id, &request).await {
+        Ok(dag_run) => dag_run,
+        // Created by an earlier attempt that crashed before recording it: fetch it.
+        Err(AirflowError::Status { status: 409, .. }) if dag_run_id.is_some() => client
+            .dag_run(&pipeline.dag_id, dag_run_id.as_deref().unwrap_or_default())
+            .await
+            .map_err(airflow_error)?,
+        Err(error) => return Err(airflow_error(error)),
+    };
+    let run = mapping::run(&dag_run, pipeline, now).ok_or_else(|| {
+        Error::BadGateway(format!(
+            "Airflow answered with an unknown run state '{}'",
+            dag_run.state
+        ))
+    })?;
+    repo.ingest_runs(
+        pipeline,
+        vec![RunWithTasks {
+            run: run.clone(),
+            task_runs: Vec::new(),
+        }],
+        now,
+    )
+    .await?;
+    Ok(RunView::from(run))
+}

@@ -1,0 +1,349 @@
+//! The phases of one sync (see the module docs of `sync`): DAGs, then DAG runs, then task
+//! instances, each read page by page with the checkpoint saved after every page.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Progress, SyncOptions, mapping};
+use crate::airflow::{AirflowClient, AirflowError, DagRun, TaskInstance};
+use crate::domain::model::{Connector, Pipeline, Run, TaskRun};
+use crate::domain::sync::{Checkpoint, Counts, PendingSync, SyncCounts};
+use crate::error::Error;
+use crate::repo::{Repository, RunWithTasks};
+
+pub(super) enum Finish {
+    Complete,
+    OutOfTime,
+}
+
+/// Why a sync stopped early.
+pub(super) enum Stop {
+    Airflow(AirflowError),
+    Store(Error),
+}
+
+impl From<AirflowError> for Stop {
+    fn from(error: AirflowError) -> Self {
+        Stop::Airflow(error)
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Store(error)
+    }
+}
+
+pub(super) struct Engine<'a> {
+    repo: &'a Repository,
+    client: &'a AirflowClient,
+    connector: &'a Connector,
+    options: &'a SyncOptions,
+    pending: PendingSync,
+    checkpoint: Checkpoint,
+    deadline: Instant,
+    now: DateTime<Utc>,
+    /// The connector's pipelines by DAG id, as of this sync.
+    pipelines: HashMap<String, Pipeline>,
+    counts: SyncCounts,
+    warnings: Vec<String>,
+}
+
+fn count(counts: &mut Counts, stored: Option<bool>) {
+    match stored {
+        None => counts.added += 1,
+        Some(true) => counts.unchanged += 1,
+        Some(false) => counts.updated += 1,
+    }
+}
+
+impl<'a> Engine<'a> {
+    pub(super) fn new(
+        repo: &'a Repository,
+        client: &'a AirflowClient,
+        connector: &'a Connector,
+        options: &'a SyncOptions,
+        pending: PendingSync,
+        checkpoint: Checkpoint,
+    ) -> Self {
+        Self {
+            repo,
+            client,
+            connector,
+            options,
+            pending,
+            checkpoint,
+            deadline: Instant::now() + options.budget,
+            now: Utc::now(),
+            pipelines: HashMap::new(),
+            counts: SyncCounts::default(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub(super) fn finish(self) -> (PendingSync, SyncCounts, Vec<String>) {
+        (self.pending, self.counts, self.warnings)
+    }
+
+    fn out_of_time(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    fn progress(&self, phase: &'static str, done: u64, total: u64) {
+        if let Some(report) = &self.options.progress {
+            report(Progress { phase, done, total });
+        }
+    }
+
+    fn warn(&mut self, warning: String) {
+        tracing::warn!(connector_id = %self.connector.id, %warning, "sync warning");
+        // Keep the record small: the first warnings say enough.
+        if self.warnings.len() < 50 {
+            self.warnings.push(warning);
+        }
+    }
+
+    async fn save_progress(&mut self) -> Result<(), Stop> {
+        self.checkpoint.pending = Some(self.pending.clone());
+        self.repo
+            .put_checkpoint(self.connector.id, &self.checkpoint)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn run(&mut self) -> Result<Finish, Stop> {
+        self.sync_dags().await?;
+        let size = self.options.page_size.clamp(1, 100);
+        while !self.pending.runs_complete {
+            if self.out_of_time() {
+                return Ok(Finish::OutOfTime);
+            }
+            let page = self
+                .client
+                .dag_runs(self.pending.since, self.pending.runs_offset, size)
+                .await?;
+            let read = page.items.len() as u32;
+            self.apply_runs(page.items).await?;
+            self.pending.runs_offset += read;
+            self.pending.runs_complete = read < size;
+            self.save_progress().await?;
+            self.progress(
+                "runs",
+                u64::from(self.pending.runs_offset),
+                page.total_entries,
+            );
+        }
+        loop {
+            if self.out_of_time() {
+                return Ok(Finish::OutOfTime);
+            }
+            let page = self
+                .client
+                .task_instances(self.pending.since, self.pending.task_instances_offset, size)
+                .await?;
+            let read = page.items.len() as u32;
+            self.apply_task_instances(page.items).await?;
+            self.pending.task_instances_offset += read;
+            self.save_progress().await?;
+            self.progress(
+                "task instances",
+                u64::from(self.pending.task_instances_offset),
+                page.total_entries,
+            );
+            if read < size {
+                return Ok(Finish::Complete);
+            }
+        }
+    }
+
+    /// Every DAG, every sync: they are few, and reading them all is how disappeared DAGs are
+    /// noticed.
+    async fn sync_dags(&mut self) -> Result<(), Stop> {
+        let stored: HashMap<String, Pipeline> = self
+            .repo
+            .list_pipelines(self.connector.space_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.connector_id == self.connector.id)
+            .map(|p| (p.dag_id.clone(), p))
+            .collect();
+        let mut seen = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let page = self.client.dags(offset, 100).await?;
+            let read = page.items.len() as u32;
+            for dag in &page.items {
+                let fresh = mapping::pipeline(dag, self.connector, self.now);
+                seen.insert(dag.dag_id.clone());
+                let old = stored.get(&dag.dag_id);
+                let unchanged = old.map(|old| mapping::same_airflow_fields(old, &fresh));
+                count(&mut self.counts.pipelines, unchanged);
+                if unchanged != Some(true) {
+                    self.repo.upsert_pipeline_metadata(&fresh).await?;
+                }
+                // Keep the stored record when there is one: it carries the platform's fields.
+                let current = old.cloned().unwrap_or(fresh);
+                self.pipelines.insert(dag.dag_id.clone(), current);
+            }
+            offset += read;
+            self.progress("dags", u64::from(offset), page.total_entries);
+            if read < 100 || u64::from(offset) >= page.total_entries {
+                break;
+            }
+        }
+        // DAGs Airflow no longer lists at all: kept, marked inactive.
+        for (dag_id, old) in stored {
+            if seen.contains(&dag_id) {
+                continue;
+            }
+            if old.is_active {
+                let gone = Pipeline {
+                    is_active: false,
+                    synced_at: self.now,
+                    ..old.clone()
+                };
+                self.repo.upsert_pipeline_metadata(&gone).await?;
+                self.counts.pipelines.updated += 1;
+            } else {
+                self.counts.pipelines.unchanged += 1;
+            }
+            self.pipelines.insert(dag_id, old);
+        }
+        Ok(())
+    }
+
+    /// Writes the runs of one page that differ from what is stored.
+    async fn apply_runs(&mut self, dag_runs: Vec<DagRun>) -> Result<(), Stop> {
+        let mut runs: Vec<Run> = Vec::with_capacity(dag_runs.len());
+        for dag_run in &dag_runs {
+            let Some(pipeline) = self.pipelines.get(&dag_run.dag_id) else {
+                self.warn(format!(
+                    "skipped run {} of DAG {} that Airflow does not list",
+                    dag_run.dag_run_id, dag_run.dag_id
+                ));
+                continue;
+            };
+            match mapping::run(dag_run, pipeline, self.now) {
+                Some(run) => runs.push(run),
+                None => self.warn(format!(
+                    "skipped run {} of DAG {}: unknown state '{}'",
+                    dag_run.dag_run_id, dag_run.dag_id, dag_run.state
+                )),
+            }
+        }
+        let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+        let stored = self.repo.runs_by_id(&ids).await?;
+        let mut changed: HashMap<Uuid, Vec<RunWithTasks>> = HashMap::new();
+        for run in runs {
+            let unchanged = stored.get(&run.id).map(|old| run.same_as(old));
+            count(&mut self.counts.runs, unchanged);
+            if unchanged != Some(true) {
+                changed
+                    .entry(run.pipeline_id)
+                    .or_default()
+                    .push(RunWithTasks {
+                        run,
+                        task_runs: Vec::new(),
+                    });
+            }
+        }
+        for (pipeline_id, runs) in changed {
+            let pipeline = self.pipeline_by_id(pipeline_id);
+            self.repo.ingest_runs(&pipeline, runs, self.now).await?;
+        }
+        Ok(())
+    }
+
+    fn pipeline_by_id(&self, pipeline_id: Uuid) -> Pipeline {
+        self.pipelines
+            .values()
+            .find(|p| p.id == pipeline_id)
+            .cloned()
+            .expect("runs are only grouped under known pipelines")
+    }
+
+    /// Writes the task-instance tries of one page that differ from what is stored. Retried
+    /// task instances have their earlier tries fetched too.
+    async fn apply_task_instances(&mut self, instances: Vec<TaskInstance>) -> Result<(), Stop> {
+        let mut tries: Vec<TaskRun> = Vec::with_capacity(instances.len());
+        for instance in &instances {
+            let Some(pipeline) = self.pipelines.get(&instance.dag_id).cloned() else {
+                self.warn(format!(
+                    "skipped task {} of DAG {} that Airflow does not list",
+                    instance.task_id, instance.dag_id
+                ));
+                continue;
+            };
+            tries.push(mapping::task_run(instance, &pipeline));
+            if instance.try_number > 1 {
+                let earlier = self
+                    .client
+                    .tries(
+                        &instance.dag_id,
+                        &instance.dag_run_id,
+                        &instance.task_id,
+                        instance.map_index,
+                    )
+                    .await?;
+                tries.extend(
+                    earlier
+                        .iter()
+                        .filter(|t| t.try_number < instance.try_number)
+                        .map(|t| mapping::task_run(t, &pipeline)),
+                );
+            }
+        }
+        tries.sort_by_key(|t| t.id);
+        tries.dedup_by_key(|t| t.id);
+
+        // A task that never ran is try 0 in Airflow, replaced by try 1 once it runs: a stored
+        // try 0 of a task that now has real tries is removed.
+        let mut placeholders: Vec<(Uuid, String, i64)> = tries
+            .iter()
+            .filter(|t| t.try_number >= 1)
+            .map(|t| (t.run_id, t.task_id.clone(), t.map_index))
+            .collect();
+        placeholders.sort();
+        placeholders.dedup();
+        let mut lookup: Vec<(Uuid, &str, i64, u32)> = tries
+            .iter()
+            .map(|t| (t.run_id, t.task_id.as_str(), t.map_index, t.try_number))
+            .collect();
+        lookup.extend(
+            placeholders
+                .iter()
+                .map(|(run, task, map)| (*run, task.as_str(), *map, 0)),
+        );
+        let stored = self.repo.task_runs_by_key(&lookup).await?;
+        let obsolete: Vec<&TaskRun> = stored
+            .values()
+            .filter(|t| {
+                t.try_number == 0
+                    && placeholders.contains(&(t.run_id, t.task_id.clone(), t.map_index))
+            })
+            .collect();
+        if !obsolete.is_empty() {
+            self.repo.delete_task_runs(&obsolete).await?;
+        }
+
+        let mut changed: HashMap<Uuid, Vec<TaskRun>> = HashMap::new();
+        for task_run in tries {
+            let unchanged = stored.get(&task_run.id).map(|old| task_run.same_as(old));
+            count(&mut self.counts.task_runs, unchanged);
+            if unchanged != Some(true) {
+                changed
+                    .entry(task_run.pipeline_id)
+                    .or_default()
+                    .push(task_run);
+            }
+        }
+        for (pipeline_id, task_runs) in changed {
+            let pipeline = self.pipeline_by_id(pipeline_id);
+            self.repo.ingest_task_runs(&pipeline, task_runs).await?;
+        }
+        Ok(())
+    }
+}
