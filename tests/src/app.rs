@@ -61,6 +61,11 @@ impl Drop for TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the server's state adjusted first (budgets, timeouts).
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut AppState)) -> Self {
         let table = TestTable::new(backend).await;
         let requests = Arc::new(CountingTable::new(table.table.clone()));
         let repo = Repository::new(requests.clone());
@@ -111,7 +116,9 @@ impl TestApp {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = local::app(AppState::new(repo.clone()));
+        let mut state = AppState::new(repo.clone());
+        configure(&mut state);
+        let router = local::app(state);
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });

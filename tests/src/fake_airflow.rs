@@ -73,6 +73,8 @@ pub struct AirflowState {
     next_id: u64,
     /// Requests answered so far (token requests included).
     pub requests: usize,
+    /// "METHOD /path" of every request, in order.
+    pub log: Vec<String>,
     /// request index → fault, consumed when hit.
     faults: BTreeMap<usize, Fault>,
     /// Faults for the next requests whatever their index.
@@ -194,7 +196,7 @@ impl AirflowState {
         }
     }
 
-    /// Injects faults for the next requests, in order.
+    /// Injects faults for the next API requests (token requests excepted), in order.
     pub fn fault_next(&mut self, faults: impl IntoIterator<Item = Fault>) {
         self.queued_faults.extend(faults);
     }
@@ -298,14 +300,22 @@ impl Respond for Responder {
         let mut state = self.0.lock().expect("fake airflow state");
         let index = state.requests;
         state.requests += 1;
+        state
+            .log
+            .push(format!("{} {}", request.method, request.url.path()));
         if let Some(mut hook) = state.on_request.take() {
             hook(index, &mut state);
             state.on_request = Some(hook);
         }
-        let fault = state
-            .faults
-            .remove(&index)
-            .or_else(|| state.queued_faults.pop_front());
+        // Queued faults are for API calls, not for the token endpoint.
+        let is_token = request.url.path() == "/auth/token";
+        let fault = state.faults.remove(&index).or_else(|| {
+            if is_token {
+                None
+            } else {
+                state.queued_faults.pop_front()
+            }
+        });
         // A faulted request has no effect (the fault stands for "never reached Airflow" or "Airflow failed").
         match fault {
             None => answer(&mut state, request),

@@ -1,5 +1,5 @@
 //! The Airflow REST client against a fake Airflow (wiremock on 127.0.0.1) serving the real
-//! Airflow 3.3.2 and 2.11.2 answers of `../shared/airflow-samples/`, and injected faults:
+//! Airflow 3.3.2 and 2.11.2 answers of `tests/fixtures/airflow-samples/`, and injected faults:
 //! server errors, 429s, hanging answers, bad JSON, a closed port, expired or invalid tokens.
 //!
 //! Every test is bounded: short request timeouts, few attempts, millisecond backoff, and no
@@ -25,10 +25,11 @@ const BASIC_ADMIN: &str = "Basic YWRtaW46YWRtaW4="; // admin:admin
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A sample file; the samples live in `shared/` beside the repository.
+/// A real Airflow answer, copied from the platform's captured samples into
+/// `tests/fixtures/airflow-samples/` (see its README).
 fn sample(name: &str) -> String {
     let file = format!(
-        "{}/../../shared/airflow-samples/{name}",
+        "{}/fixtures/airflow-samples/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&file).unwrap_or_else(|error| panic!("sample {file}: {error}"))

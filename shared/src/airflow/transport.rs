@@ -93,7 +93,11 @@ impl Transport {
                     (error, reply.retry_after)
                 }
                 Err(error) => {
-                    let retryable = error.is_connect() || retry == Retry::Idempotent;
+                    // A request that timed out may have reached Airflow even when reqwest also
+                    // flags the connection: only a connection that surely failed is safe to
+                    // retry for a non-idempotent request.
+                    let never_sent = error.is_connect() && !error.is_timeout();
+                    let retryable = never_sent || retry == Retry::Idempotent;
                     let error = transport_error(method, url, &error);
                     if !retryable {
                         return Err(error);

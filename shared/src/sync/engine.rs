@@ -14,6 +14,9 @@ use crate::domain::sync::{Checkpoint, Counts, PendingSync, SyncCounts};
 use crate::error::Error;
 use crate::repo::{Repository, RunWithTasks};
 
+/// Task instances re-read at the end of every full page (see `run`).
+const TASK_PAGE_OVERLAP: u32 = 10;
+
 pub(super) enum Finish {
     Complete,
     OutOfTime,
@@ -146,7 +149,16 @@ impl<'a> Engine<'a> {
                 .await?;
             let read = page.items.len() as u32;
             self.apply_task_instances(page.items).await?;
-            self.pending.task_instances_offset += read;
+            // Airflow 3 gives a task instance a new id when it is retried or cleared, moving it
+            // to the end of the `id` order; every such move while we page shifts unread items
+            // back by one. Re-reading the tail of each full page absorbs that (re-read items
+            // are recognised as unchanged and not written).
+            let step = if read == size {
+                read - TASK_PAGE_OVERLAP.min(read / 2)
+            } else {
+                read
+            };
+            self.pending.task_instances_offset += step;
             self.save_progress().await?;
             self.progress(
                 "task instances",
