@@ -63,6 +63,17 @@ pub enum AdminCommand {
     },
     /// Register an Airflow connector in a space.
     CreateConnector(ConnectorArgs),
+    /// Sync Airflow connectors now, with a progress bar: one (--connector), those of a space
+    /// (--space), or every connector that is due (neither).
+    Sync {
+        #[arg(long)]
+        space: Option<String>,
+        #[arg(long)]
+        connector: Option<Uuid>,
+        /// Longest the sync of one connector may take before it stops (the next one resumes).
+        #[arg(long, default_value_t = 600)]
+        budget_seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,6 +124,9 @@ pub struct ConnectorArgs {
     /// Secrets Manager ARN holding the password (production).
     #[arg(long)]
     password_secret_arn: Option<String>,
+    /// The password itself, kept in the embedded store (local use only; refused on DynamoDB).
+    #[arg(long)]
+    password_stored: Option<String>,
     /// Environment variable holding a static bearer token.
     #[arg(long)]
     token_env: Option<String>,
@@ -123,11 +137,16 @@ pub struct ConnectorArgs {
 
 impl ConnectorArgs {
     fn auth(&self) -> anyhow::Result<ConnectorAuth> {
-        let password = match (&self.password_env, &self.password_secret_arn) {
-            (Some(env), None) => Some(SecretRef::Env(env.clone())),
-            (None, Some(arn)) => Some(SecretRef::SecretsManager(arn.clone())),
-            (None, None) => None,
-            _ => bail!("give either --password-env or --password-secret-arn, not both"),
+        let password = match (
+            &self.password_env,
+            &self.password_secret_arn,
+            &self.password_stored,
+        ) {
+            (Some(env), None, None) => Some(SecretRef::Env(env.clone())),
+            (None, Some(arn), None) => Some(SecretRef::SecretsManager(arn.clone())),
+            (None, None, Some(value)) => Some(SecretRef::Stored(value.clone())),
+            (None, None, None) => None,
+            _ => bail!("give one of --password-env, --password-secret-arn, --password-stored"),
         };
         let token = match (&self.token_env, &self.token_secret_arn) {
             (Some(env), None) => Some(SecretRef::Env(env.clone())),
@@ -148,7 +167,7 @@ impl ConnectorArgs {
     }
 }
 
-/// Runs one admin command and returns what it created, as JSON.
+/// Runs one admin command and returns what it created, as JSON (`null`: nothing to print).
 pub async fn run(
     repo: &Repository,
     dynamo: Option<&DynamoTable>,
@@ -198,7 +217,22 @@ pub async fn run(
             let space = repo.get_space(&space).await?.context("no such space")?;
             json!(repo.create_team(space.id, &name, now).await?)
         }
+        AdminCommand::Sync {
+            space,
+            connector,
+            budget_seconds,
+        } => {
+            let budget = std::time::Duration::from_secs(budget_seconds);
+            // Prints each sync record itself (with progress bars on the way).
+            crate::sync::run(repo, space, connector, budget).await?;
+            Value::Null
+        }
         AdminCommand::CreateConnector(args) => {
+            if args.password_stored.is_some() && dynamo.is_some() {
+                bail!(
+                    "--password-stored keeps the secret in the table: use --password-secret-arn on DynamoDB"
+                );
+            }
             let space = repo
                 .get_space(&args.space)
                 .await?

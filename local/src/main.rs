@@ -46,17 +46,6 @@ enum Command {
     /// Bootstrap spaces, users, memberships, keys, teams and connectors.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Sync Airflow connectors now, with a progress bar: one (--connector), those of a space
-    /// (--space), or every connector that is due (neither).
-    Sync {
-        #[arg(long)]
-        space: Option<String>,
-        #[arg(long)]
-        connector: Option<uuid::Uuid>,
-        /// Longest the sync of one connector may take before it stops (the next one resumes).
-        #[arg(long, default_value_t = 600)]
-        budget_seconds: u64,
-    },
 }
 
 #[tokio::main]
@@ -96,22 +85,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo => load_demo(&repo).await?,
         Command::Openapi => unreachable!("handled before the store is opened"),
-        Command::Sync {
-            space,
-            connector,
-            budget_seconds,
-        } => {
-            local::sync::run(
-                &repo,
-                space,
-                connector,
-                std::time::Duration::from_secs(budget_seconds),
-            )
-            .await?;
-        }
         Command::Admin(command) => {
             let output = admin::run(&repo, dynamo.as_ref(), command).await?;
-            println!("{}", serde_json::to_string_pretty(&output)?);
+            if !output.is_null() {
+                println!("{}", serde_json::to_string_pretty(&output)?);
+            }
         }
     }
     Ok(())
@@ -144,5 +122,8 @@ async fn load_demo(repo: &Repository) -> anyhow::Result<()> {
     );
     println!("Editor key (Eddie Editor): {}", outcome.editor_key);
     println!("Viewer key (Vera Viewer): {}", outcome.viewer_key);
+    for (name, id, url) in &outcome.connectors {
+        println!("Connector '{name}' ({url}): {id}");
+    }
     Ok(())
 }

@@ -55,6 +55,8 @@ pub struct DemoOutcome {
     pub pipelines: usize,
     pub runs: usize,
     pub task_runs: usize,
+    /// (name, id, base URL) of the demo's Airflow connectors.
+    pub connectors: Vec<(String, Uuid, String)>,
 }
 
 /// How one demo DAG behaves.
@@ -450,10 +452,17 @@ pub async fn load(
         pipelines: 0,
         runs: 0,
         task_runs: 0,
+        connectors: Vec::new(),
     };
     if loaded {
         write_data(repo, space.id, now, &mut outcome).await?;
     }
+    outcome.connectors = repo
+        .list_connectors(space.id)
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.id, c.base_url))
+        .collect();
     Ok(outcome)
 }
 
