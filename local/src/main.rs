@@ -45,7 +45,7 @@ enum Command {
     Openapi,
     /// Bootstrap spaces, users, memberships, keys, teams and connectors.
     #[command(subcommand)]
-    Admin(AdminCommand),
+    Admin(Box<AdminCommand>),
 }
 
 #[tokio::main]
@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo => load_demo(&repo).await?,
         Command::Openapi => unreachable!("handled before the store is opened"),
         Command::Admin(command) => {
-            let output = admin::run(&repo, dynamo.as_ref(), command).await?;
+            let output = admin::run(&repo, dynamo.as_ref(), *command).await?;
             if !output.is_null() {
                 println!("{}", serde_json::to_string_pretty(&output)?);
             }
