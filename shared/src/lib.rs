@@ -20,5 +20,6 @@ pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 
 pub use error::{Error, Result};

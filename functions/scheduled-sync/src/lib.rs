@@ -164,8 +164,52 @@ async fn sync_one(
     outcome
 }
 
-/// One structured line per connector (JSON in Lambda), with the figures operators alarm on.
+/// One structured line per connector (JSON in Lambda), and its metrics (EMF): syncs and
+/// failures by outcome and connector, duration, items written.
 fn log_outcome(outcome: &ConnectorOutcome) {
+    let failed = if outcome.outcome == "failed" {
+        1.0
+    } else {
+        0.0
+    };
+    let written = outcome.record.as_ref().map_or(0, |r| {
+        let c = r.counts;
+        c.pipelines.added
+            + c.pipelines.updated
+            + c.runs.added
+            + c.runs.updated
+            + c.task_runs.added
+            + c.task_runs.updated
+    });
+    shared::telemetry::emit(
+        &[
+            ("ConnectorId", outcome.connector_id.to_string()),
+            ("Outcome", outcome.outcome.clone()),
+        ],
+        &[
+            shared::telemetry::Metric {
+                name: "Syncs",
+                value: 1.0,
+                unit: "Count",
+            },
+            shared::telemetry::Metric {
+                name: "SyncFailed",
+                value: failed,
+                unit: "Count",
+            },
+            shared::telemetry::Metric {
+                name: "SyncDuration",
+                value: outcome.duration_ms as f64,
+                unit: "Milliseconds",
+            },
+            shared::telemetry::Metric {
+                name: "ItemsWritten",
+                value: written as f64,
+                unit: "Count",
+            },
+        ],
+        &[("SpaceId", serde_json::json!(outcome.space_id))],
+    );
     let counts = outcome
         .record
         .as_ref()

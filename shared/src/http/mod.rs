@@ -4,6 +4,7 @@
 mod auth;
 pub mod body;
 mod error;
+mod observe;
 pub mod openapi;
 pub mod pagination;
 pub mod params;
@@ -55,13 +56,15 @@ impl AppState {
 }
 
 /// Wraps a function's routes (paths relative to [`API_PREFIX`]) into a complete application:
-/// the prefix, platform-format 404/405 answers, the body limit and request tracing.
+/// the prefix, platform-format 404/405 answers, the body limit, and request ids, logs and
+/// metrics (`observe`).
 pub fn app(routes: Router<AppState>, state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 
