@@ -11,21 +11,34 @@
 //! 4. a revoked key → 401
 //! 5. an expired key → 401
 //! 6. a user who is not a member of the space → 404 `Space not found`
-//! 7. a viewer: reads, watches and comments; 403 for governance writes and for editing or
-//!    deleting someone else's comment (control: an editor may govern, still 403 on comments)
+//! 7. a viewer: reads (sync history included), watches and comments; 403 for governance
+//!    writes, for triggering, for syncing a connector and for editing or deleting someone
+//!    else's comment (control: an editor may govern and trigger, still 403 on comments and on
+//!    syncing a connector it neither created nor edits; an editor listed among the
+//!    connector's editors may sync it)
 //! 8. the ids of another space's objects, with the admin key → 404, byte-for-byte the answer
 //!    for an id that exists nowhere
 //!
 //! and the positive control: the admin (who also wrote the comment) gets a 2xx everywhere.
+//!
+//! Each space's connector points at its own fake Airflow, so a refused trigger or sync that
+//! slipped through would show: a refused request never reaches Airflow, creates no run (in
+//! the store or in Airflow) and leaves no sync record.
 
 use chrono::{Duration, Utc};
 use orchestration_tests::app::{OTHER_SPACE, SPACE, TestApp, run, task_run};
+use orchestration_tests::fake_airflow::FakeAirflow;
 use orchestration_tests::{Backend, on_both_backends};
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
-use shared::domain::model::RunStatus;
+use shared::domain::ids;
+use shared::domain::model::{Connector, ConnectorAuth, RunStatus, SecretRef};
+use shared::service::connectors::AirflowSettings;
 use uuid::Uuid;
+
+/// The acme connector's Airflow password: no answer may carry it either.
+const ACME_AIRFLOW_PASSWORD: &str = "acme-airflow-password-7d1c";
 
 /// What a caller needs to be allowed on an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +47,10 @@ enum Access {
     Read,
     /// Any member (viewer and up) may do it: watch, comment.
     Participate,
-    /// Editor and up: team and criticality.
+    /// Editor and up: team, criticality, trigger.
     Govern,
+    /// A space admin, or an editor who created the connector or is one of its editors: sync.
+    ConnectorEditor,
     /// Only the comment's author: edits.
     Author,
     /// The comment's author or a space admin: deletes.
@@ -45,8 +60,8 @@ enum Access {
 /// One column of the matrix: a method, a path template and, for writes, a valid body.
 struct Endpoint {
     method: Method,
-    /// Relative to the API prefix; `{pipeline_id}`, `{run_id}`, `{task_run_id}` and
-    /// `{comment_id}` are filled in from an [`Ids`].
+    /// Relative to the API prefix; `{pipeline_id}`, `{run_id}`, `{task_run_id}`,
+    /// `{comment_id}` and `{connector_id}` are filled in from an [`Ids`].
     path: &'static str,
     body: Option<Value>,
     access: Access,
@@ -64,8 +79,9 @@ impl Endpoint {
     }
 }
 
-/// Every endpoint implemented today (trigger and connector sync are not yet). The comment
-/// writes come last so that the admin's successful delete happens after its edits.
+/// Every endpoint implemented today. The sync comes after the trigger and before the sync
+/// history; the comment writes come last so that the admin's successful delete happens after
+/// its edits.
 fn endpoints(team_id: Uuid) -> Vec<Endpoint> {
     let endpoint = |method: Method, path, body: Option<Value>, access, success| Endpoint {
         method,
@@ -112,6 +128,13 @@ fn endpoints(team_id: Uuid) -> Vec<Endpoint> {
             204,
         ),
         endpoint(
+            Method::POST,
+            "/pipelines/{pipeline_id}/trigger",
+            Some(json!({ "conf": {}, "logical_date": null, "note": "triggered by the matrix" })),
+            Access::Govern,
+            201,
+        ),
+        endpoint(
             Method::GET,
             "/pipelines/{pipeline_id}/runs",
             None,
@@ -119,6 +142,20 @@ fn endpoints(team_id: Uuid) -> Vec<Endpoint> {
             200,
         ),
         endpoint(Method::GET, "/runs/{run_id}", None, Access::Read, 200),
+        endpoint(
+            Method::POST,
+            "/connectors/{connector_id}/sync",
+            None,
+            Access::ConnectorEditor,
+            200,
+        ),
+        endpoint(
+            Method::GET,
+            "/connectors/{connector_id}/syncs",
+            None,
+            Access::Read,
+            200,
+        ),
         endpoint(
             Method::GET,
             "/runs/{run_id}/comments",
@@ -178,6 +215,7 @@ struct Ids {
     run: Uuid,
     task_run: Uuid,
     comment: Uuid,
+    connector: Uuid,
 }
 
 impl Ids {
@@ -187,6 +225,7 @@ impl Ids {
             run: Uuid::new_v4(),
             task_run: Uuid::new_v4(),
             comment: Uuid::new_v4(),
+            connector: Uuid::new_v4(),
         }
     }
 
@@ -196,6 +235,7 @@ impl Ids {
             .replace("{run_id}", &self.run.to_string())
             .replace("{task_run_id}", &self.task_run.to_string())
             .replace("{comment_id}", &self.comment.to_string())
+            .replace("{connector_id}", &self.connector.to_string())
     }
 }
 
@@ -263,12 +303,32 @@ impl Secrets {
     }
 }
 
-/// The world the matrix runs in: the app, acme's objects, globex's objects.
+/// What the Airflow-facing writes of one space can leave behind, outside the space's
+/// read API: requests that reached its Airflow, runs in its Airflow, its sync records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AirflowSide {
+    requests: usize,
+    runs: usize,
+    syncs: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Effects {
+    acme: AirflowSide,
+    globex: AirflowSide,
+}
+
+/// The world the matrix runs in: the app, acme's objects, globex's objects, and each space's
+/// Airflow.
 struct World {
     app: TestApp,
     endpoints: Vec<Endpoint>,
     acme: Ids,
     globex: Ids,
+    /// The acme connector as stored (pointing at `airflow`).
+    acme_connector: Connector,
+    airflow: FakeAirflow,
+    globex_airflow: FakeAirflow,
     secrets: Secrets,
     /// Matrix responses asserted so far.
     asserted: usize,
@@ -364,6 +424,27 @@ impl World {
             .await
     }
 
+    /// Requests and runs in each space's Airflow, and each connector's sync records.
+    async fn effects(&self) -> Effects {
+        let side = async |airflow: &FakeAirflow, connector: Uuid| AirflowSide {
+            requests: airflow.with(|s| s.requests),
+            runs: airflow.with(|s| s.runs.len()),
+            syncs: self
+                .app
+                .repo
+                .list_sync_records(connector)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|record| record.id)
+                .collect(),
+        };
+        Effects {
+            acme: side(&self.airflow, self.acme.connector).await,
+            globex: side(&self.globex_airflow, self.globex.connector).await,
+        }
+    }
+
     /// Pipelines watched by the acme admin (in both spaces) and by the viewer.
     async fn watches(&self) -> Value {
         let app = &self.app;
@@ -432,12 +513,81 @@ async fn owner_write(app: &TestApp, method: Method, path: &str, body: Option<Val
     );
 }
 
-/// Seeds acme (a pipeline, a run with a task run, comments by the admin) and globex (the same,
-/// with distinctive names, governed, watched and commented on by its own admin).
-async fn world(backend: Backend) -> World {
-    let app = TestApp::spawn(backend).await;
+/// Syncs a connector through the API with its space's admin key and checks the sync
+/// succeeded.
+async fn seed_sync(app: &TestApp, slug: &str, key: &str, connector_id: Uuid) {
+    let path = format!("/connectors/{connector_id}/sync");
+    let response = app
+        .client
+        .post(app.url(slug, &path))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 200, "seeding {slug}{path}: {text}");
+    let record: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        record["status"], "succeeded",
+        "seeding {slug}{path}: {record}"
+    );
+}
 
-    let pipeline = app.add_pipeline(&app.connector, "acme_dag", |_| {}).await;
+/// A connector pointing at a fake Airflow, with a stored password.
+async fn point_at(
+    app: &TestApp,
+    connector: &Connector,
+    airflow: &FakeAirflow,
+    username: &str,
+    password: &str,
+) -> Connector {
+    let connector = Connector {
+        base_url: airflow.url(),
+        auth: ConnectorAuth::Password {
+            username: username.into(),
+            password: SecretRef::Stored(password.into()),
+        },
+        ..connector.clone()
+    };
+    app.repo.put_connector(&connector).await.unwrap();
+    connector
+}
+
+/// Seeds acme (a pipeline, a run with a task run, comments by the admin, its Airflow with the
+/// pipeline's DAG and one synced run and sync record) and globex (the same, with distinctive
+/// names, governed, watched, commented on and synced by its own admin, with its own Airflow).
+async fn world(backend: Backend) -> World {
+    // Short Airflow timeouts: a bug reaching an Airflow that does not answer fails fast.
+    let app = TestApp::spawn_with(backend, |state| {
+        state.airflow = AirflowSettings {
+            request_timeout: std::time::Duration::from_millis(500),
+            max_attempts: 2,
+            retry_base_delay: std::time::Duration::from_millis(5),
+        };
+    })
+    .await;
+
+    let airflow = FakeAirflow::start().await;
+    airflow.with(|s| {
+        s.add_dag("acme_dag", "acme-data-team");
+        s.add_run(
+            "acme_dag",
+            "scheduled__acme_airflow_1",
+            "success",
+            Utc::now() - Duration::hours(1),
+            &["extract"],
+        );
+    });
+    let acme_connector = point_at(
+        &app,
+        &app.connector,
+        &airflow,
+        "admin",
+        ACME_AIRFLOW_PASSWORD,
+    )
+    .await;
+    let pipeline = app.add_pipeline(&acme_connector, "acme_dag", |_| {}).await;
     let mut acme_run = run(
         &pipeline,
         "scheduled__acme_1",
@@ -466,15 +616,37 @@ async fn world(backend: Backend) -> World {
         "the admin's task note",
     )
     .await;
+    seed_sync(&app, SPACE, &admin, acme_connector.id).await;
     let acme = Ids {
         pipeline: pipeline.id,
         run: run_id,
         task_run: task_run_id,
         comment,
+        connector: acme_connector.id,
     };
 
+    let globex_airflow = FakeAirflow::start().await;
+    globex_airflow.with(|s| {
+        s.add_dag("globex_secret_dag", "globex-secret-owner");
+        s.add_run(
+            "globex_secret_dag",
+            "scheduled__globex_secret_airflow_run",
+            "failed",
+            Utc::now() - Duration::hours(1),
+            &["globex_secret_airflow_task"],
+        );
+    });
+    let globex_connector = point_at(
+        &app,
+        &app.other_connector,
+        &globex_airflow,
+        "globex-secret-user",
+        "globex-secret-password",
+    )
+    .await;
+
     let theirs = app
-        .add_pipeline(&app.other_connector, "globex_secret_dag", |p| {
+        .add_pipeline(&globex_connector, "globex_secret_dag", |p| {
             p.name = "Globex Secret Pipeline".into();
             p.description = Some("globex-secret-description".into());
             p.owners = vec!["globex-secret-owner".into()];
@@ -530,11 +702,20 @@ async fn world(backend: Backend) -> World {
         "globex-secret-task-comment",
     )
     .await;
+    seed_sync(&app, OTHER_SPACE, &outsider, globex_connector.id).await;
+    let their_airflow_run = ids::run_id(theirs.id, "scheduled__globex_secret_airflow_run");
+    let their_syncs = app
+        .repo
+        .list_sync_records(globex_connector.id)
+        .await
+        .unwrap();
+    assert_eq!(their_syncs.len(), 1);
     let globex = Ids {
         pipeline: theirs.id,
         run: their_run_id,
         task_run: their_task_run_id,
         comment: their_comment,
+        connector: globex_connector.id,
     };
 
     let mut secrets = vec![
@@ -542,6 +723,7 @@ async fn world(backend: Backend) -> World {
         "secret".to_string(),
         "olga".to_string(),
         "outsider".to_string(),
+        ACME_AIRFLOW_PASSWORD.to_string(),
     ];
     for id in [
         app.other_space.id,
@@ -552,6 +734,9 @@ async fn world(backend: Backend) -> World {
         their_task_run_id,
         their_comment,
         their_task_comment,
+        their_airflow_run,
+        ids::task_run_id(their_airflow_run, "globex_secret_airflow_task", -1, 1),
+        their_syncs[0].id,
     ] {
         secrets.push(id.to_string());
         secrets.push(id.simple().to_string());
@@ -562,6 +747,9 @@ async fn world(backend: Backend) -> World {
         endpoints,
         acme,
         globex,
+        acme_connector,
+        airflow,
+        globex_airflow,
         secrets: Secrets(secrets),
         asserted: 0,
     }
@@ -573,6 +761,7 @@ async fn unauthenticated_and_non_members_are_refused_everywhere(backend: Backend
     let acme_before = world.acme_snapshot().await;
     let globex_before = world.globex_snapshot().await;
     let watches_before = world.watches().await;
+    let effects_before = world.effects().await;
     let admin = world.app.keys.admin.clone();
 
     // 1. No Authorization header.
@@ -622,10 +811,12 @@ async fn unauthenticated_and_non_members_are_refused_everywhere(backend: Backend
         .refused_everywhere(Some(&outsider), 404, "not a member")
         .await;
 
-    // The refused writes changed nothing, in either space.
+    // The refused writes changed nothing, in either space: no run in the store or in
+    // Airflow (no request even reached it), no sync record.
     assert_eq!(world.acme_snapshot().await, acme_before);
     assert_eq!(world.globex_snapshot().await, globex_before);
     assert_eq!(world.watches().await, watches_before);
+    assert_eq!(world.effects().await, effects_before);
 
     let columns = world.endpoints.len();
     assert_eq!(world.asserted, columns * (5 + malformed.len()));
@@ -645,6 +836,7 @@ async fn roles_foreign_ids_and_the_positive_control(backend: Backend) {
     let acme_before = world.acme_snapshot().await;
     let globex_before = world.globex_snapshot().await;
     let watches_before = world.watches().await;
+    let effects_before = world.effects().await;
     let admins_comment = |snapshot: &Value| {
         snapshot["run_comments"]
             .as_array()
@@ -656,14 +848,17 @@ async fn roles_foreign_ids_and_the_positive_control(backend: Backend) {
     let original_comment = admins_comment(&acme_before).expect("the admin's comment is listed");
     assert_eq!(original_comment["content"], "the admin's note");
 
-    // 7. A viewer reads, watches and comments; governance and someone else's comment: 403.
+    // 7. A viewer reads, watches and comments; governance, trigger, sync and someone else's
+    // comment: 403.
     let viewer = bearer(&world.app.keys.viewer);
     let mut created = Vec::new();
     for i in 0..columns {
         let endpoint = &world.endpoints[i];
         let expected = match endpoint.access {
             Access::Read | Access::Participate => endpoint.success,
-            Access::Govern | Access::Author | Access::AuthorOrAdmin => 403,
+            Access::Govern | Access::ConnectorEditor | Access::Author | Access::AuthorOrAdmin => {
+                403
+            }
         };
         let answer = world
             .expect(i, acme, Some(&viewer), expected, "viewer")
@@ -677,27 +872,79 @@ async fn roles_foreign_ids_and_the_positive_control(backend: Backend) {
         2,
         "the viewer commented on the run and on the task run"
     );
-    // The refused writes changed nothing; the allowed ones added the viewer's two comments
-    // (and the watch was undone by the unwatch).
+    // The refused writes changed nothing (no run triggered, in the store or in Airflow; no
+    // sync; Airflow never called); the allowed ones added the viewer's two comments (and the
+    // watch was undone by the unwatch).
     let after = world.acme_snapshot().await;
     assert_eq!(comment_count(&after), comment_count(&acme_before) + 2);
     assert_eq!(without_comments(after, &created), acme_before);
     assert_eq!(world.watches().await, watches_before);
+    assert_eq!(world.effects().await, effects_before);
 
-    // Control for row 7: an editor may change team and criticality, but is still refused on a
-    // comment someone else wrote.
+    // Control for row 7: an editor may change team and criticality and trigger, but is still
+    // refused on a comment someone else wrote and on syncing a connector it neither created
+    // nor edits.
     let editor = bearer(&world.app.keys.editor);
     for i in 0..columns {
         let endpoint = &world.endpoints[i];
         let expected = match endpoint.access {
             Access::Read | Access::Participate | Access::Govern => endpoint.success,
-            Access::Author | Access::AuthorOrAdmin => 403,
+            Access::ConnectorEditor | Access::Author | Access::AuthorOrAdmin => 403,
         };
         world
             .expect(i, acme, Some(&editor), expected, "editor")
             .await;
     }
+    // The editor's trigger made one run, in Airflow and in the store; its sync was refused.
+    let effects_after_editor = world.effects().await;
+    assert_eq!(effects_after_editor.acme.runs, effects_before.acme.runs + 1);
+    assert_eq!(effects_after_editor.acme.syncs, effects_before.acme.syncs);
+    assert_eq!(effects_after_editor.globex, effects_before.globex);
+    // An editor listed among the connector's editors may sync it.
+    let editor_id = world
+        .app
+        .repo
+        .find_api_key(&shared::auth::hash_key(&world.app.keys.editor))
+        .await
+        .unwrap()
+        .unwrap()
+        .user_id;
+    let shared_connector = Connector {
+        editors: vec![editor_id],
+        ..world.acme_connector.clone()
+    };
+    world
+        .app
+        .repo
+        .put_connector(&shared_connector)
+        .await
+        .unwrap();
+    let sync = world
+        .endpoints
+        .iter()
+        .position(|e| e.access == Access::ConnectorEditor)
+        .unwrap();
+    let answer = world
+        .expect(
+            sync,
+            acme,
+            Some(&editor),
+            200,
+            "editor among the connector's editors",
+        )
+        .await;
+    assert_eq!(answer.json("editor's sync")["status"], "succeeded");
+    let effects_after_editor = world.effects().await;
+    assert_eq!(
+        effects_after_editor.acme.syncs.len(),
+        effects_before.acme.syncs.len() + 1
+    );
     let after_editor = world.acme_snapshot().await;
+    assert_eq!(
+        after_editor["runs"].as_array().unwrap().len(),
+        acme_before["runs"].as_array().unwrap().len() + 1,
+        "the editor's triggered run is stored"
+    );
     assert_eq!(
         after_editor["pipeline"]["team_id"],
         world.app.team.id.to_string()
@@ -736,16 +983,50 @@ async fn roles_foreign_ids_and_the_positive_control(backend: Backend) {
             world.endpoints[i].name()
         );
     }
-    // Nothing changed in either space, and the admin watches nothing.
+    // Nothing changed in either space, and the admin watches nothing: no run, no sync record,
+    // no request to either Airflow.
     assert_eq!(world.globex_snapshot().await, globex_before);
     assert_eq!(world.acme_snapshot().await, after_editor);
     assert_eq!(world.watches().await, watches_before);
+    assert_eq!(world.effects().await, effects_after_editor);
 
-    // Positive control: the acme admin, author of the comment, succeeds everywhere.
+    // Positive control: the acme admin, author of the comment, succeeds everywhere; the
+    // trigger made a run of acme's pipeline and the sync succeeded.
     for i in 0..columns {
         let success = world.endpoints[i].success;
-        world.expect(i, acme, Some(&admin), success, "admin").await;
+        let answer = world.expect(i, acme, Some(&admin), success, "admin").await;
+        let endpoint = &world.endpoints[i];
+        if endpoint.path.ends_with("/trigger") {
+            let run = answer.json("admin's trigger");
+            assert_eq!(run["pipeline_id"], acme.pipeline.to_string(), "{run}");
+            assert_eq!(run["status"], "queued", "{run}");
+        } else if endpoint.path.ends_with("/sync") {
+            let record = answer.json("admin's sync");
+            assert_eq!(
+                record["connector_id"],
+                acme.connector.to_string(),
+                "{record}"
+            );
+            assert_eq!(record["status"], "succeeded", "{record}");
+        } else if endpoint.path.ends_with("/syncs") {
+            let records = answer.json("admin's sync history");
+            assert_eq!(
+                records.as_array().unwrap().len(),
+                effects_after_editor.acme.syncs.len() + 1,
+                "{records}"
+            );
+        }
     }
+    let effects_after_admin = world.effects().await;
+    assert_eq!(
+        effects_after_admin.acme.runs,
+        effects_after_editor.acme.runs + 1
+    );
+    assert_eq!(
+        effects_after_admin.acme.syncs.len(),
+        effects_after_editor.acme.syncs.len() + 1
+    );
+    assert_eq!(effects_after_admin.globex, effects_before.globex);
     let after_admin = world.acme_snapshot().await;
     assert_eq!(
         admins_comment(&after_admin),
@@ -758,10 +1039,10 @@ async fn roles_foreign_ids_and_the_positive_control(backend: Backend) {
     );
     assert_eq!(world.globex_snapshot().await, globex_before);
 
-    assert_eq!(world.asserted, 3 * columns + 2 * foreign_columns);
+    assert_eq!(world.asserted, 3 * columns + 2 * foreign_columns + 1);
     eprintln!(
         "{backend:?}: rows 7-8 and controls asserted {} responses (viewer, editor, admin: {columns} each; \
-         foreign and unknown ids: {foreign_columns} each)",
+         foreign and unknown ids: {foreign_columns} each; the connector's editor's sync: 1)",
         world.asserted
     );
 }
