@@ -433,7 +433,81 @@ async fn trigger_passes_airflow_errors_through(backend: Backend) {
     assert_eq!(header(&pipeline_runs, "x-total-count"), "1");
 }
 
+/// A request that died after claiming its Idempotency-Key and after Airflow created the run:
+/// the retry, a minute later, takes the claim over and returns that run (no duplicate).
+async fn an_abandoned_idempotent_trigger_is_completed_by_its_retry(backend: Backend) {
+    use sha2::Digest;
+    let (app, airflow, connector) = setup(backend, |_| {}).await;
+    send(
+        &app,
+        Method::POST,
+        &format!("/connectors/{}/sync", connector.id),
+        &app.keys.admin,
+        None,
+        &[],
+    )
+    .await;
+    let pipeline_id = ids::pipeline_id(connector.id, "etl");
+    let key = "crashed-request-7";
+    let key_hash: String = sha2::Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let editor = app
+        .repo
+        .find_api_key(&shared::auth::hash_key(&app.keys.editor))
+        .await
+        .unwrap()
+        .unwrap();
+    let request_body = json!({"note": "retried"});
+    // What the dead request left: its claim (no run yet), and the run in Airflow.
+    let fingerprint = {
+        let canonical = json!({"pipeline_id": pipeline_id, "conf": null, "logical_date": null, "note": "retried"});
+        sha2::Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let long_ago = Utc::now() - chrono::Duration::minutes(2);
+    let claim = shared::repo::IdempotencyRecord {
+        pipeline_id,
+        request_hash: fingerprint,
+        run_id: None,
+        claimed_at: long_ago,
+        expires_at: (Utc::now() + chrono::Duration::hours(1)).timestamp(),
+    };
+    app.repo
+        .claim_idempotency_key(app.space.id, editor.user_id, &key_hash, &claim, long_ago)
+        .await
+        .unwrap();
+    let dag_run_id = format!("api__{}", &key_hash[..32]);
+    airflow.with(|state| state.add_run("etl", &dag_run_id, "running", Utc::now(), &["extract"]));
+    let runs_before = airflow.with(|state| state.runs.len());
+
+    let (status, run) = body(
+        send(
+            &app,
+            Method::POST,
+            &format!("/pipelines/{pipeline_id}/trigger"),
+            &app.keys.editor,
+            Some(request_body),
+            &[("Idempotency-Key", key)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["dag_run_id"], dag_run_id, "the run Airflow already had");
+    assert_eq!(run["status"], "running");
+    assert_eq!(
+        airflow.with(|state| state.runs.len()),
+        runs_before,
+        "no second run in Airflow"
+    );
+}
+
 on_both_backends!(
+    an_abandoned_idempotent_trigger_is_completed_by_its_retry,
     connector_sync_over_http,
     spent_budget_answers_202_and_the_next_sync_resumes,
     unreachable_airflow_is_a_failed_sync_record,

@@ -20,6 +20,8 @@ pub struct IdempotencyRecord {
     pub request_hash: String,
     /// Set once the run exists.
     pub run_id: Option<Uuid>,
+    /// When the key was claimed (a claim left without a run by a crash is taken over later).
+    pub claimed_at: DateTime<Utc>,
     /// Epoch seconds (the table's TTL attribute).
     pub expires_at: i64,
 }

@@ -46,6 +46,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A claimed key with no run after this long belongs to a request that died midway.
+const ABANDONED_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -80,15 +83,26 @@ pub async fn trigger(
                 pipeline_id,
                 request_hash: fingerprint.clone(),
                 run_id: None,
+                claimed_at: now,
                 expires_at: idempotency_expiry(now),
             };
-            if let Some(earlier) = repo
+            let earlier = repo
                 .claim_idempotency_key(caller.space_id, caller.user_id, &key_hash, &record, now)
-                .await?
-            {
-                return replay(repo, caller, &earlier, &fingerprint)
-                    .await
-                    .map(|run| (run, false));
+                .await?;
+            match earlier {
+                // A claim without a run, older than any request can take: its request died
+                // midway. Taking it over is safe: the Airflow run id is the same, so a run it
+                // did create is found rather than duplicated.
+                Some(earlier)
+                    if earlier.run_id.is_none()
+                        && earlier.request_hash == fingerprint
+                        && now - earlier.claimed_at > ABANDONED_CLAIM => {}
+                Some(earlier) => {
+                    return replay(repo, caller, &earlier, &fingerprint)
+                        .await
+                        .map(|run| (run, false));
+                }
+                None => {}
             }
             Some((key_hash, record))
         }
@@ -109,7 +123,8 @@ pub async fn trigger(
         }
         (Ok(run), None) => Ok((run, true)),
         (Err(error), Some((key_hash, _))) => {
-            // Nothing was created: free the key so the client can retry.
+            // Free the key so the client can retry: the retry sends the same Airflow run id,
+            // so a run this attempt created after all (a timeout) is found, not duplicated.
             repo.release_idempotency_key(caller.space_id, caller.user_id, &key_hash)
                 .await?;
             Err(error)
