@@ -53,8 +53,6 @@ pub fn team(space_id: Uuid, team_id: Uuid) -> Key {
     Key::new(space_partition(space_id), format!("TEAM#{team_id}"))
 }
 
-pub const TEAM_PREFIX: &str = "TEAM#";
-
 pub fn connector(space_id: Uuid, connector_id: Uuid) -> Key {
     Key::new(
         space_partition(space_id),

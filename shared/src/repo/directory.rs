@@ -250,16 +250,6 @@ impl Repository {
             .transpose()
     }
 
-    pub async fn list_teams(&self, space_id: Uuid) -> Result<Vec<Team>> {
-        let query = Query::partition(Index::Primary, keys::space_partition(space_id))
-            .sort(SortKey::BeginsWith(keys::TEAM_PREFIX.into()));
-        query_all(self.table(), query)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
-    }
-
     pub async fn put_connector(&self, connector: &Connector) -> Result<()> {
         let item = to_item(
             connector,

@@ -118,13 +118,6 @@ impl Repository {
         Ok(found)
     }
 
-    pub async fn get_series(&self, pipeline_id: Uuid) -> Result<RunSeries> {
-        match self.table.get(&keys::run_series(pipeline_id)).await? {
-            Some(item) => decode_series(&item),
-            None => Ok(RunSeries::default()),
-        }
-    }
-
     /// Ids of the pipelines a user watches in a space.
     pub async fn watched_pipeline_ids(
         &self,
