@@ -120,13 +120,7 @@ async fn list(
     path = "/api/v1.0/spaces/{slug}/orchestration/runs/{run_id}/comments",
     tag = "comments",
     params(("slug" = String, Path, description = "The space's slug"), ("run_id" = Uuid, Path, description = "The run's id"), CommentListParams),
-    responses((status = 200, description = "One page of comments", body = [CommentView], headers(
-                ("X-Total-Count" = u64, description = "Items across all pages"),
-                ("X-Page" = u32, description = "This page's number"),
-                ("X-Page-Size" = u32, description = "Page size used"),
-                ("X-Total-Pages" = u64, description = "Number of pages"),
-                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
-            )))
+    responses((status = 200, description = "One page of comments", body = [CommentView]))
 )]
 async fn list_run_comments(
     State(state): State<AppState>,
@@ -144,13 +138,7 @@ async fn list_run_comments(
     path = "/api/v1.0/spaces/{slug}/orchestration/task-runs/{task_run_id}/comments",
     tag = "comments",
     params(("slug" = String, Path, description = "The space's slug"), ("task_run_id" = Uuid, Path, description = "The task run's id"), CommentListParams),
-    responses((status = 200, description = "One page of comments", body = [CommentView], headers(
-                ("X-Total-Count" = u64, description = "Items across all pages"),
-                ("X-Page" = u32, description = "This page's number"),
-                ("X-Page-Size" = u32, description = "Page size used"),
-                ("X-Total-Pages" = u64, description = "Number of pages"),
-                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
-            )))
+    responses((status = 200, description = "One page of comments", body = [CommentView]))
 )]
 async fn list_task_run_comments(
     State(state): State<AppState>,

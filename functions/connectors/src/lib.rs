@@ -92,13 +92,7 @@ async fn sync_now(
         SyncListParams,
     ),
     responses(
-        (status = 200, description = "One page of sync records", body = [SyncRecord], headers(
-            ("X-Total-Count" = u64, description = "Items across all pages"),
-            ("X-Page" = u32, description = "This page's number"),
-            ("X-Page-Size" = u32, description = "Page size used"),
-            ("X-Total-Pages" = u64, description = "Number of pages"),
-            ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
-        )),
+        (status = 200, description = "One page of sync records", body = [SyncRecord]),
     )
 )]
 async fn list_syncs(

@@ -75,13 +75,7 @@ fn days(params: &mut QueryParams) -> u32 {
     tag = "pipelines",
     params(("slug" = String, Path, description = "The space's slug"), PipelineListParams),
     responses(
-        (status = 200, description = "One page of pipelines", body = [PipelineView], headers(
-                ("X-Total-Count" = u64, description = "Items across all pages"),
-                ("X-Page" = u32, description = "This page's number"),
-                ("X-Page-Size" = u32, description = "Page size used"),
-                ("X-Total-Pages" = u64, description = "Number of pages"),
-                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
-            )),
+        (status = 200, description = "One page of pipelines", body = [PipelineView]),
     )
 )]
 async fn list_pipelines(

@@ -42,13 +42,7 @@ pub fn router(state: AppState) -> Router {
     tag = "runs",
     params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id"), RunListParams),
     responses(
-        (status = 200, description = "One page of runs", body = [RunView], headers(
-                ("X-Total-Count" = u64, description = "Items across all pages"),
-                ("X-Page" = u32, description = "This page's number"),
-                ("X-Page-Size" = u32, description = "Page size used"),
-                ("X-Total-Pages" = u64, description = "Number of pages"),
-                ("Link" = String, description = "RFC 8288 links: first, prev, next, last"),
-            )),
+        (status = 200, description = "One page of runs", body = [RunView]),
     )
 )]
 async fn list_runs(

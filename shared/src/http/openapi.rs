@@ -1,10 +1,12 @@
 //! Completing the OpenAPI document assembled from every function's annotated handlers: the
-//! bearer security scheme, and the error responses every operation can give, added once here
-//! instead of on each handler.
+//! bearer security scheme, the error responses every operation can give, and the pagination
+//! headers of every list response — added once here instead of on each handler.
 
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::{HeaderBuilder, RefOr};
 
 /// Responses any authenticated operation can give, with the schema of their body.
 const COMMON: [(&str, &str, &str); 5] = [
@@ -34,6 +36,48 @@ const COMMON: [(&str, &str, &str); 5] = [
         "ErrorBody",
     ),
 ];
+
+/// Headers of every list response (see `http::pagination`).
+const PAGINATION_HEADERS: [(&str, &str, Type); 5] = [
+    ("X-Total-Count", "Items across all pages", Type::Integer),
+    ("X-Page", "This page's number", Type::Integer),
+    ("X-Page-Size", "Page size used", Type::Integer),
+    ("X-Total-Pages", "Number of pages", Type::Integer),
+    (
+        "Link",
+        "RFC 8288 links: first, prev, next, last",
+        Type::String,
+    ),
+];
+
+/// Adds the pagination headers to a 200 response whose body is a JSON array.
+fn add_pagination_headers(operation: &mut Operation) {
+    let Some(RefOr::T(response)) = operation.responses.responses.get_mut("200") else {
+        return;
+    };
+    let is_list = response
+        .content
+        .values()
+        .any(|content| matches!(content.schema, Some(RefOr::T(Schema::Array(_)))));
+    if !is_list {
+        return;
+    }
+    for (name, description, kind) in PAGINATION_HEADERS {
+        response.headers.entry(name.to_string()).or_insert_with(|| {
+            let schema = match kind {
+                Type::Integer => ObjectBuilder::new()
+                    .schema_type(kind)
+                    .minimum(Some(0))
+                    .build(),
+                _ => Object::with_type(kind),
+            };
+            HeaderBuilder::new()
+                .schema(schema)
+                .description(Some(description))
+                .build()
+        });
+    }
+}
 
 fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
     doc.paths.paths.values_mut().flat_map(|item| {
@@ -66,6 +110,7 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
         Vec::<String>::new(),
     )]);
     for operation in operations(&mut doc) {
+        add_pagination_headers(operation);
         for (status, description, schema) in COMMON {
             operation
                 .responses
