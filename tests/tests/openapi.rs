@@ -42,6 +42,21 @@ fn document_is_openapi_3_1_with_every_operation_secured() {
                 responses.keys().any(|s| s.starts_with('2')),
                 "{method} {path} has a success response"
             );
+            let ok = responses.get("200").cloned().unwrap_or_default();
+            if ok["content"]["application/json"]["schema"]["type"] == "array" {
+                for header in [
+                    "X-Total-Count",
+                    "X-Page",
+                    "X-Page-Size",
+                    "X-Total-Pages",
+                    "Link",
+                ] {
+                    assert!(
+                        ok["headers"].get(header).is_some(),
+                        "{method} {path} documents {header}"
+                    );
+                }
+            }
         }
     }
 }
