@@ -10,6 +10,9 @@ use crate::error::Result;
 use crate::keys;
 use crate::store::{Condition, Index, Item, Query, SortKey, StoreError};
 
+/// How long sync records are kept (the table's TTL attribute `expires_at`).
+pub const SYNC_RECORD_RETENTION_DAYS: i64 = 90;
+
 impl Repository {
     /// Takes the connector's sync lease for `ttl` unless another holder has it. Returns false
     /// when it is held (the caller answers 409). An expired lease (a crashed sync) is taken over.
@@ -72,11 +75,13 @@ impl Repository {
         Ok(())
     }
 
+    /// Writes a sync record; DynamoDB's TTL removes it after [`SYNC_RECORD_RETENTION_DAYS`].
     pub async fn put_sync_record(&self, record: &SyncRecord) -> Result<()> {
         let key = keys::sync_record(record.connector_id, record.started_at, record.id);
-        self.table
-            .put(to_item(record, "sync_record", key, None)?, None)
-            .await?;
+        let mut item = to_item(record, "sync_record", key, None)?;
+        let expires = record.started_at + Duration::days(SYNC_RECORD_RETENTION_DAYS);
+        item.insert("expires_at".into(), json!(expires.timestamp()));
+        self.table.put(item, None).await?;
         Ok(())
     }
 
