@@ -159,8 +159,6 @@ async fn list_task_run_comments(
     request_body = CommentBody,
     responses(
         (status = 201, description = "The new comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
 async fn create_run_comment(
@@ -192,8 +190,6 @@ async fn create_run_comment(
     request_body = CommentBody,
     responses(
         (status = 201, description = "The new comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
 async fn create_task_run_comment(
@@ -227,8 +223,6 @@ async fn create_task_run_comment(
         (status = 200, description = "The edited comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
         (status = 403, description = "The caller is not the author", body = ErrorBody),
         (status = 412, description = "If-Match does not match the current version", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
 async fn update_comment(
@@ -263,8 +257,6 @@ async fn update_comment(
         (status = 200, description = "The edited comment", body = CommentView, headers(("ETag" = String, description = "Version of the comment, for If-Match"))),
         (status = 403, description = "The caller is not the author", body = ErrorBody),
         (status = 412, description = "If-Match does not match the current version", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
 async fn patch_comment(

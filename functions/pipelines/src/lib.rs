@@ -133,8 +133,6 @@ async fn get_pipeline(
     responses(
         (status = 200, description = "The updated pipeline", body = PipelineView),
         (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
 async fn set_team(
@@ -164,8 +162,6 @@ async fn set_team(
     responses(
         (status = 200, description = "The updated pipeline", body = PipelineView),
         (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
     )
 )]
 async fn set_criticality(
@@ -243,8 +239,6 @@ async fn unwatch(
         (status = 200, description = "The run created by an earlier request with the same Idempotency-Key", body = RunView),
         (status = 403, description = "The caller is not an editor or admin (or Airflow refused)", body = ErrorBody),
         (status = 409, description = "Airflow refused (e.g. duplicate run), or the same Idempotency-Key is in progress", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 502, description = "Airflow could not be reached", body = ErrorBody),
         (status = 504, description = "Airflow did not answer in time", body = ErrorBody),
     )

@@ -1,5 +1,6 @@
 //! Completing the OpenAPI document assembled from every function's annotated handlers: the
-//! bearer security scheme, the error responses every operation can give, and the pagination
+//! bearer security scheme, the error responses every operation (or every operation with a
+//! body) can give, and the pagination
 //! headers of every list response — added once here instead of on each handler.
 
 use utoipa::openapi::path::Operation;
@@ -35,6 +36,12 @@ const COMMON: [(&str, &str, &str); 5] = [
         "The store is throttling or unavailable; retry after `Retry-After` seconds",
         "ErrorBody",
     ),
+];
+
+/// Responses of every operation that takes a body.
+const BODY_ERRORS: [(&str, &str, &str); 2] = [
+    ("413", "Body too large", "ErrorBody"),
+    ("415", "Body is not JSON", "ErrorBody"),
 ];
 
 /// Headers of every list response (see `http::pagination`).
@@ -111,7 +118,12 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
     )]);
     for operation in operations(&mut doc) {
         add_pagination_headers(operation);
-        for (status, description, schema) in COMMON {
+        let body_errors = if operation.request_body.is_some() {
+            &BODY_ERRORS[..]
+        } else {
+            &[]
+        };
+        for &(status, description, schema) in COMMON.iter().chain(body_errors) {
             operation
                 .responses
                 .responses
