@@ -114,11 +114,22 @@ impl TestApp {
             .await
             .unwrap();
 
+        for key in [
+            &admin,
+            &editor,
+            &viewer,
+            &outsider,
+            &revoked_key.secret,
+            &expired,
+        ] {
+            crate::exposure::record_api_key(key);
+        }
+
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut state = AppState::new(repo.clone());
         configure(&mut state);
-        let router = local::app(state);
+        let router = crate::exposure::capture_responses(local::app(state));
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });

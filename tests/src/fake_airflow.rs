@@ -297,6 +297,11 @@ struct Responder(Arc<Mutex<AirflowState>>);
 
 impl Respond for Responder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        crate::exposure::record_airflow_request(
+            &request.headers,
+            request.url.path(),
+            &request.body,
+        );
         let mut state = self.0.lock().expect("fake airflow state");
         let index = state.requests;
         state.requests += 1;
@@ -336,6 +341,10 @@ fn answer(state: &mut AirflowState, request: &Request) -> ResponseTemplate {
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     if path == ["auth", "token"] {
         state.tokens_issued += 1;
+        crate::exposure::record_secret(
+            "airflow_token",
+            &format!("fake.token.{}", state.tokens_issued),
+        );
         return ResponseTemplate::new(201).set_body_json(
             json!({ "access_token": format!("fake.token.{}", state.tokens_issued) }),
         );

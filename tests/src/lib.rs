@@ -11,6 +11,7 @@ use shared::store::dynamo::DynamoTable;
 use shared::store::embedded::EmbeddedTable;
 
 pub mod app;
+pub mod exposure;
 pub mod fake_airflow;
 
 /// The two storage backends every repository and HTTP test runs on.
@@ -28,6 +29,7 @@ pub struct TestTable {
 
 impl TestTable {
     pub async fn new(backend: Backend) -> Self {
+        exposure::init();
         match backend {
             Backend::Embedded => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -51,6 +53,7 @@ impl TestTable {
 
 /// A new table with a unique name on the local DynamoDB-compatible server.
 pub async fn dynamo_table() -> DynamoTable {
+    exposure::init();
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
     assert!(
         endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
