@@ -81,7 +81,9 @@ async fn main() -> anyhow::Result<()> {
             if demo {
                 load_demo(&repo).await?;
             }
-            local::serve(AppState::new(repo), SocketAddr::new(host, port)).await?;
+            let access = shared::config::AccessConfig::from_env().map_err(anyhow::Error::msg)?;
+            let state = AppState::with_access(repo, access);
+            local::serve(state, SocketAddr::new(host, port)).await?;
         }
         Command::Demo => load_demo(&repo).await?,
         Command::Openapi => unreachable!("handled before the store is opened"),

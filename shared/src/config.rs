@@ -71,3 +71,51 @@ impl StoreConfig {
         }
     }
 }
+
+/// Seconds a process reuses a successful authentication (0 turns the cache off).
+pub const AUTH_CACHE_ENV: &str = "ORCHESTRATION_AUTH_CACHE_SECONDS";
+/// Requests per API key per minute (0 turns rate limiting off).
+pub const RATE_LIMIT_ENV: &str = "ORCHESTRATION_RATE_LIMIT_PER_MINUTE";
+
+/// Authentication cache and rate limit settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessConfig {
+    pub auth_cache_ttl: std::time::Duration,
+    /// `None`: no rate limiting.
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self {
+            auth_cache_ttl: crate::auth::DEFAULT_AUTH_CACHE_TTL,
+            rate_limit_per_minute: Some(crate::auth::rate_limit::DEFAULT_LIMIT_PER_MINUTE),
+        }
+    }
+}
+
+impl AccessConfig {
+    /// The defaults, overridden by `ORCHESTRATION_AUTH_CACHE_SECONDS` and
+    /// `ORCHESTRATION_RATE_LIMIT_PER_MINUTE`; a value that is not a whole number is an error
+    /// (a typo must not silently turn protection off).
+    pub fn from_env() -> Result<Self, String> {
+        let number = |name: &str| -> Result<Option<u32>, String> {
+            match std::env::var(name) {
+                Ok(text) if !text.trim().is_empty() => text
+                    .trim()
+                    .parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| format!("{name} must be a whole number, got {text:?}")),
+                _ => Ok(None),
+            }
+        };
+        let mut config = Self::default();
+        if let Some(seconds) = number(AUTH_CACHE_ENV)? {
+            config.auth_cache_ttl = std::time::Duration::from_secs(u64::from(seconds));
+        }
+        if let Some(limit) = number(RATE_LIMIT_ENV)? {
+            config.rate_limit_per_minute = (limit > 0).then_some(limit);
+        }
+        Ok(config)
+    }
+}

@@ -121,17 +121,19 @@ pub fn task_run_gsi1(task_run_id: Uuid) -> (String, String) {
     (format!("TASKRUN#{task_run_id}"), "TASKRUN".to_string())
 }
 
-/// A user's watches in a space.
+/// A user's watch of a pipeline. It sorts right after its pipeline in the space partition, so
+/// the query that lists a space's pipelines (`begins_with PIPELINE#`) returns the watches too:
+/// the pipeline list costs one query for pipelines and the caller's watches. Watch items are
+/// small (keys and a timestamp), so they add little to that query.
 pub fn watch(space_id: Uuid, user_id: Uuid, pipeline_id: Uuid) -> Key {
     Key::new(
-        watches_of(space_id, user_id),
-        format!("PIPELINE#{pipeline_id}"),
+        space_partition(space_id),
+        format!("{PIPELINE_PREFIX}{pipeline_id}{WATCH_INFIX}{user_id}"),
     )
 }
 
-pub fn watches_of(space_id: Uuid, user_id: Uuid) -> String {
-    format!("WATCH#{space_id}#{user_id}")
-}
+/// Marks a watch's sort key (`PIPELINE#<pipeline>#WATCH#<user>`).
+pub const WATCH_INFIX: &str = "#WATCH#";
 
 /// A comment, read and written by id.
 pub fn comment(comment_id: Uuid) -> Key {
@@ -181,4 +183,9 @@ pub fn idempotency(space_id: Uuid, user_id: Uuid, key_hash: &str) -> Key {
         format!("IDEMPOTENCY#{space_id}#{user_id}"),
         format!("KEY#{key_hash}"),
     )
+}
+
+/// A key's request counter for one rate-limit window (removed by the table's TTL).
+pub fn rate_window(key_id: Uuid, window_start: i64) -> Key {
+    Key::new(format!("RATE#{key_id}"), format!("WINDOW#{window_start}"))
 }

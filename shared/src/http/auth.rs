@@ -1,5 +1,5 @@
-//! The `Caller` extractor: authenticates the bearer key and checks membership of the space
-//! named by the `{slug}` path segment, before any handler runs.
+//! The `Caller` extractor: authenticates the bearer key, checks membership of the space named
+//! by the `{slug}` path segment and meters the key's rate limit, before any handler runs.
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::header::AUTHORIZATION;
@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use chrono::Utc;
 
 use super::AppState;
+use super::rate_headers::RateSlot;
 use crate::auth::{self, Caller};
 use crate::error::Error;
 
@@ -32,6 +33,23 @@ impl FromRequestParts<AppState> for Caller {
             .find(|(name, _)| *name == "slug")
             .map(|(_, value)| value.to_string())
             .ok_or_else(|| Error::internal("route has no {slug} segment"))?;
-        auth::authenticate(&state.repo, &key, &slug, Utc::now()).await
+        let now = Utc::now();
+        let authenticated = state
+            .auth
+            .authenticate(&state.repo, &key, &slug, now)
+            .await?;
+        if let Some(limiter) = &state.rate_limiter {
+            let slot = parts.extensions.get::<RateSlot>().cloned();
+            let outcome = limiter.check(&state.repo, authenticated.key_id, now).await;
+            let (result, status) = match outcome {
+                Ok(status) => (Ok(()), Some(status)),
+                Err((error, status)) => (Err(error), status),
+            };
+            if let (Some(slot), Some(status)) = (slot, status) {
+                slot.fill(status);
+            }
+            result?;
+        }
+        Ok(authenticated.caller)
     }
 }

@@ -8,6 +8,7 @@ mod observe;
 pub mod openapi;
 pub mod pagination;
 pub mod params;
+mod rate_headers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -18,6 +19,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Authenticator;
+use crate::auth::rate_limit::RateLimiter;
+use crate::config::AccessConfig;
 use crate::repo::Repository;
 use crate::secrets::SecretResolver;
 use crate::service::connectors::AirflowSettings;
@@ -42,16 +46,36 @@ pub struct AppState {
     pub sync_budget: Duration,
     /// Timeouts and retries of calls to Airflow.
     pub airflow: AirflowSettings,
+    /// Authentication, with its short per-process cache.
+    pub auth: Arc<Authenticator>,
+    /// Per-key rate limiting; `None` when turned off.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
 }
 
 impl AppState {
+    /// State with the default authentication cache and rate limit ([`AccessConfig`]).
     pub fn new(repo: Repository) -> Self {
+        Self::with_access(repo, AccessConfig::default())
+    }
+
+    pub fn with_access(repo: Repository, access: AccessConfig) -> Self {
         Self {
             repo,
             secrets: Arc::new(SecretResolver::new()),
             sync_budget: HTTP_SYNC_BUDGET,
             airflow: AirflowSettings::default(),
+            auth: Arc::new(Authenticator::new(access.auth_cache_ttl)),
+            rate_limiter: access
+                .rate_limit_per_minute
+                .map(|limit| Arc::new(RateLimiter::new(limit))),
         }
+    }
+
+    /// Replaces the authentication cache and rate limit settings.
+    pub fn set_access(&mut self, access: AccessConfig) {
+        let fresh = Self::with_access(self.repo.clone(), access);
+        self.auth = fresh.auth;
+        self.rate_limiter = fresh.rate_limiter;
     }
 }
 
@@ -64,6 +88,7 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(rate_headers::rate_headers))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
@@ -85,6 +110,7 @@ async fn method_not_allowed() -> impl IntoResponse {
 /// State for a Lambda function: DynamoDB (required) from the standard AWS environment.
 pub async fn lambda_state() -> Result<AppState, String> {
     let config = crate::config::StoreConfig::dynamodb_from_env()?;
+    let access = AccessConfig::from_env()?;
     let table = config.open().await.map_err(|e| e.to_string())?;
-    Ok(AppState::new(Repository::new(table)))
+    Ok(AppState::with_access(Repository::new(table), access))
 }

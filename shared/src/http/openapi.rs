@@ -1,7 +1,7 @@
 //! Completing the OpenAPI document assembled from every function's annotated handlers: the
 //! bearer security scheme, the error responses every operation (or every operation with a
-//! body) can give, and the pagination
-//! headers of every list response — added once here instead of on each handler.
+//! body) can give, the pagination headers of every list response and the rate-limit headers
+//! of every success and 429 — added once here instead of on each handler.
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
@@ -10,7 +10,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::openapi::{HeaderBuilder, RefOr};
 
 /// Responses any authenticated operation can give, with the schema of their body.
-const COMMON: [(&str, &str, &str); 5] = [
+const COMMON: [(&str, &str, &str); 6] = [
     (
         "401",
         "Missing, malformed, unknown, revoked or expired API key",
@@ -25,6 +25,11 @@ const COMMON: [(&str, &str, &str); 5] = [
         "422",
         "Invalid path or query parameter, or body",
         "ValidationErrorBody",
+    ),
+    (
+        "429",
+        "The API key is over its rate limit; retry after `Retry-After` seconds",
+        "ErrorBody",
     ),
     (
         "500",
@@ -56,6 +61,60 @@ const PAGINATION_HEADERS: [(&str, &str, Type); 5] = [
         Type::String,
     ),
 ];
+
+/// Headers of every response to an authenticated request (see `auth::rate_limit`).
+const RATE_LIMIT_HEADERS: [(&str, &str); 3] = [
+    (
+        "X-RateLimit-Limit",
+        "Requests the API key may make per minute",
+    ),
+    (
+        "X-RateLimit-Remaining",
+        "Requests left in the current minute",
+    ),
+    (
+        "X-RateLimit-Reset",
+        "Seconds until the current minute's window resets",
+    ),
+];
+
+/// Adds the rate-limit headers to the successes and the 429 of an operation, and
+/// `Retry-After` to its 429.
+fn add_rate_limit_headers(operation: &mut Operation) {
+    let integer = || {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .build()
+    };
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        if !(status.starts_with('2') || status == "429") {
+            continue;
+        }
+        for (name, description) in RATE_LIMIT_HEADERS {
+            response.headers.entry(name.to_string()).or_insert_with(|| {
+                HeaderBuilder::new()
+                    .schema(integer())
+                    .description(Some(description))
+                    .build()
+            });
+        }
+        if status == "429" {
+            response
+                .headers
+                .entry("Retry-After".to_string())
+                .or_insert_with(|| {
+                    HeaderBuilder::new()
+                        .schema(integer())
+                        .description(Some("Seconds to wait before retrying"))
+                        .build()
+                });
+        }
+    }
+}
 
 /// Adds the pagination headers to a 200 response whose body is a JSON array.
 fn add_pagination_headers(operation: &mut Operation) {
@@ -141,6 +200,7 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
                         .into()
                 });
         }
+        add_rate_limit_headers(operation);
     }
     doc
 }

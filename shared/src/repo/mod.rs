@@ -8,6 +8,7 @@ mod directory;
 mod idempotency;
 mod ingest;
 mod pipelines;
+mod rate_limits;
 mod runs;
 mod sync_state;
 

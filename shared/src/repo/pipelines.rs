@@ -94,13 +94,60 @@ impl Repository {
 
     /// Every pipeline of a space (one query, paged by the backend only past 1 MB).
     pub async fn list_pipelines(&self, space_id: Uuid) -> Result<Vec<Pipeline>> {
+        Ok(self.pipelines_and_watches(space_id).await?.0)
+    }
+
+    /// Every pipeline of a space and the ids of those `user_id` watches, from the same single
+    /// query (watches sort next to their pipelines: see [`keys::watch`]).
+    pub async fn list_pipelines_watched_by(
+        &self,
+        space_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(Vec<Pipeline>, HashSet<Uuid>)> {
+        let (pipelines, watches) = self.pipelines_and_watches(space_id).await?;
+        let watched = watches
+            .into_iter()
+            .filter(|(watcher, _)| *watcher == user_id)
+            .map(|(_, pipeline_id)| pipeline_id)
+            .collect();
+        Ok((pipelines, watched))
+    }
+
+    /// Ids of the pipelines a user watches in a space.
+    pub async fn watched_pipeline_ids(
+        &self,
+        space_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<HashSet<Uuid>> {
+        Ok(self.list_pipelines_watched_by(space_id, user_id).await?.1)
+    }
+
+    /// The space's pipelines, and its watches as (user, pipeline) pairs.
+    async fn pipelines_and_watches(
+        &self,
+        space_id: Uuid,
+    ) -> Result<(Vec<Pipeline>, Vec<(Uuid, Uuid)>)> {
         let query = Query::partition(Index::Primary, keys::space_partition(space_id))
             .sort(SortKey::BeginsWith(keys::PIPELINE_PREFIX.into()));
-        query_all(self.table(), query)
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+        let mut pipelines = Vec::new();
+        let mut watches = Vec::new();
+        for item in query_all(self.table(), query).await? {
+            let is_watch = item
+                .get("SK")
+                .and_then(Value::as_str)
+                .is_some_and(|sk| sk.contains(keys::WATCH_INFIX));
+            if is_watch {
+                let user = item.get("user_id").and_then(Value::as_str);
+                if let (Some(user), Some(pipeline)) =
+                    (user.and_then(|u| u.parse().ok()), pipeline_id_of(&item))
+                {
+                    watches.push((user, pipeline));
+                }
+            } else {
+                pipelines.push(from_item(item)?);
+            }
+        }
+        Ok((pipelines, watches))
     }
 
     /// Run series of the given pipelines (one batch read per 100 pipelines).
@@ -116,20 +163,6 @@ impl Repository {
             }
         }
         Ok(found)
-    }
-
-    /// Ids of the pipelines a user watches in a space.
-    pub async fn watched_pipeline_ids(
-        &self,
-        space_id: Uuid,
-        user_id: Uuid,
-    ) -> Result<HashSet<Uuid>> {
-        let query = Query::partition(Index::Primary, keys::watches_of(space_id, user_id));
-        Ok(query_all(self.table(), query)
-            .await?
-            .iter()
-            .filter_map(pipeline_id_of)
-            .collect())
     }
 
     /// Creates or refreshes a pipeline's Airflow-owned fields. Platform-owned fields (team,

@@ -4,6 +4,14 @@
 //! hash is stored: a fast hash is the right tool for high-entropy random secrets (no
 //! dictionary to attack), and it lets a key be found with one GetItem. The stored hash is
 //! compared in constant time after the lookup.
+//!
+//! [`Authenticator`] puts a short per-process cache in front of the two table reads (key and
+//! membership), and [`rate_limit`] meters each key's requests.
+
+mod cache;
+pub mod rate_limit;
+
+pub use cache::CallerCache;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
@@ -85,20 +93,71 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
     Ok(token.trim())
 }
 
-/// Resolves the key to its user and checks the user's membership of the space `slug`.
-/// 401 for any key problem; 404 for an unknown space or one the user is not a member of.
-pub async fn authenticate(
+/// A caller together with the key it presented (rate limits are per key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authenticated {
+    pub caller: Caller,
+    pub key_id: Uuid,
+    /// When the key stops working, if it expires (checked even on a cache hit).
+    pub key_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Authentication with a short-lived cache of successful results.
+///
+/// A cache hit costs no table request. The price is a bounded delay: revoking a key, or
+/// removing or demoting a member, takes effect in every running instance within the cache's
+/// time to live ([`DEFAULT_AUTH_CACHE_TTL`], `ORCHESTRATION_AUTH_CACHE_SECONDS`). Expiry is
+/// exact: it is known in advance and checked on every hit. Failures are never cached.
+pub struct Authenticator {
+    cache: CallerCache,
+}
+
+/// How long a successful authentication is reused by one process.
+pub const DEFAULT_AUTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Authenticator {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            cache: CallerCache::new(ttl),
+        }
+    }
+
+    pub async fn authenticate(
+        &self,
+        repo: &Repository,
+        key: &str,
+        slug: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Authenticated> {
+        if !is_well_formed(key) {
+            return Err(Error::Unauthenticated("Invalid API key"));
+        }
+        let hash = hash_key(key);
+        if let Some(hit) = self.cache.get(&hash, slug, now) {
+            return Ok(hit);
+        }
+        let authenticated = resolve(repo, &hash, slug, now).await?;
+        self.cache.put(hash, slug, authenticated.clone());
+        Ok(authenticated)
+    }
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self::new(DEFAULT_AUTH_CACHE_TTL)
+    }
+}
+
+/// Resolves the key (by its hash) to its user and checks the user's membership of the space
+/// `slug`. 401 for any key problem; 404 for an unknown space or one the user is not a member of.
+async fn resolve(
     repo: &Repository,
-    key: &str,
+    hash: &str,
     slug: &str,
     now: DateTime<Utc>,
-) -> Result<Caller> {
-    if !is_well_formed(key) {
-        return Err(Error::Unauthenticated("Invalid API key"));
-    }
-    let hash = hash_key(key);
+) -> Result<Authenticated> {
     let stored = repo
-        .find_api_key(&hash)
+        .find_api_key(hash)
         .await?
         .ok_or(Error::Unauthenticated("Invalid API key"))?;
     if !bool::from(stored.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
@@ -117,11 +176,15 @@ pub async fn authenticate(
         .get_membership(slug, stored.user_id)
         .await?
         .ok_or(Error::NotFound("Space not found"))?;
-    Ok(Caller {
-        user_id: stored.user_id,
-        space_id: membership.space_id,
-        space_slug: membership.space_slug,
-        role: membership.role,
+    Ok(Authenticated {
+        caller: Caller {
+            user_id: stored.user_id,
+            space_id: membership.space_id,
+            space_slug: membership.space_slug,
+            role: membership.role,
+        },
+        key_id: stored.id,
+        key_expires_at: stored.expires_at,
     })
 }
 
