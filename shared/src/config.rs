@@ -99,9 +99,14 @@ impl AccessConfig {
     /// `ORCHESTRATION_RATE_LIMIT_PER_MINUTE`; a value that is not a whole number is an error
     /// (a typo must not silently turn protection off).
     pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`AccessConfig::from_env`], reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let number = |name: &str| -> Result<Option<u32>, String> {
-            match std::env::var(name) {
-                Ok(text) if !text.trim().is_empty() => text
+            match lookup(name) {
+                Some(text) if !text.trim().is_empty() => text
                     .trim()
                     .parse::<u32>()
                     .map(Some)
