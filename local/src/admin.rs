@@ -167,6 +167,20 @@ impl ConnectorArgs {
     }
 }
 
+/// A connector as printed: a secret kept in the store (`--password-stored`) shows where it
+/// lives, never its value (the output ends up in terminals, shell logs and CI logs).
+fn printable(connector: &Connector) -> Value {
+    let mut value = json!(connector);
+    if let Some(auth) = value.get_mut("auth").and_then(Value::as_object_mut) {
+        for secret in auth.values_mut() {
+            if secret["source"] == "stored" {
+                *secret = json!({ "source": "stored" });
+            }
+        }
+    }
+    value
+}
+
 /// Runs one admin command and returns what it created, as JSON (`null`: nothing to print).
 pub async fn run(
     repo: &Repository,
@@ -257,7 +271,7 @@ pub async fn run(
                 created_at: now,
             };
             repo.put_connector(&connector).await?;
-            json!(connector)
+            printable(&connector)
         }
     })
 }

@@ -46,6 +46,7 @@ pub const LOG_FILTER: &str = "debug,shared=trace,local=trace,orchestration_tests
     connectors_function=trace,scheduled_sync_function=trace,wiremock=off";
 
 struct Capture {
+    log_path: PathBuf,
     secrets: File,
     responses: File,
     output: File,
@@ -91,6 +92,7 @@ fn open() -> Option<Capture> {
             .open(&path)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
     };
+    let log_path = dir.join(format!("{prefix}.log.jsonl"));
     let log = Arc::new(file("log.jsonl"));
     // Appended in one write per event (the formatter writes a whole line at once), so lines
     // from the test threads never interleave.
@@ -109,11 +111,17 @@ fn open() -> Option<Capture> {
             )
         });
     Some(Capture {
+        log_path,
         secrets: file("secrets.jsonl"),
         responses: file("responses.jsonl"),
         output: file("output.log"),
         seen: Mutex::new(HashSet::new()),
     })
+}
+
+/// This process's log file, when it captures (a test can check its own log lines).
+pub fn log_path() -> Option<&'static Path> {
+    capture().map(|c| c.log_path.as_path())
 }
 
 fn append(mut file: &File, line: &[u8]) {
