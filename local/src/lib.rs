@@ -2,6 +2,7 @@
 //! serves its own group, plus the admin operations behind the `orchestration` command.
 
 pub mod admin;
+pub mod server;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -15,6 +16,8 @@ use shared::api::{ErrorBody, RunTypeFilter, ValidationErrorBody};
 use shared::error::FieldError;
 use shared::http::AppState;
 use utoipa::OpenApi;
+
+pub use server::{ServerLimits, serve_on};
 
 /// Where the local server publishes the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/api/v1.0/openapi.json";
@@ -74,13 +77,18 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "status": "ok", "store": state.repo.table().backend_name() }))
 }
 
-/// Serves the API on `addr` until Ctrl-C or SIGTERM, then drains in-flight requests.
+/// Serves the API on `addr` until Ctrl-C or SIGTERM, then drains in-flight requests, with the
+/// default [`ServerLimits`] (header and body deadlines, bounded request heads).
 pub async fn serve(state: AppState, addr: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    serve_on(
+        listener,
+        app(state),
+        ServerLimits::default(),
+        shutdown_signal(),
+    )
+    .await
 }
 
 async fn shutdown_signal() {
