@@ -258,3 +258,13 @@ pub fn record_airflow_request(headers: &HeaderMap, path: &str, body: &[u8]) {
         );
     }
 }
+
+/// Records the credentials an Airflow client is given (tests that build clients directly).
+pub fn record_airflow_credentials(credentials: &shared::airflow::Credentials) {
+    match credentials {
+        shared::airflow::Credentials::Password { username, password } => {
+            record_credential("connector_password", Some(username), password);
+        }
+        shared::airflow::Credentials::Token(token) => record_secret("connector_token", token),
+    }
+}

@@ -58,6 +58,8 @@ fn admin() -> Credentials {
 
 /// Test settings: 2 s timeout, 3 attempts, 5 ms base backoff.
 fn config(base_url: &str, version: AirflowApiVersion, credentials: Credentials) -> AirflowConfig {
+    // The suite-wide exposure scan looks for every credential a client is given.
+    orchestration_tests::exposure::record_airflow_credentials(&credentials);
     AirflowConfig {
         request_timeout: Duration::from_secs(2),
         max_attempts: 3,
@@ -82,10 +84,12 @@ fn static_client(server: &MockServer, version: AirflowApiVersion) -> AirflowClie
 /// An unsigned JWT-shaped token expiring in `seconds`, told apart by `tag`.
 fn jwt(seconds: i64, tag: &str) -> String {
     let claims = json!({"sub": "admin", "jti": tag, "exp": Utc::now().timestamp() + seconds});
-    format!(
+    let token = format!(
         "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.{}.sig-{tag}",
         URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    );
+    orchestration_tests::exposure::record_secret("airflow_token", &token);
+    token
 }
 
 /// `POST /auth/token` with admin:admin answering `token` (201), at most `times` times.

@@ -217,6 +217,8 @@ async fn invoke(function: Function, state: &AppState, event: &str, what: &str) -
         .await
         .unwrap_or_else(|e: std::convert::Infallible| match e {});
     let response = serde_json::to_value(&response).unwrap();
+    // API Gateway's response (status, headers, body) for the suite-wide exposure scan.
+    orchestration_tests::exposure::record_body("lambda", response.to_string().as_bytes());
     Answer::from_response(response, &format!("{what} ({origin})"))
 }
 
