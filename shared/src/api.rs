@@ -329,6 +329,7 @@ pub struct PipelineListParams {
     /// The pipeline's status (its latest run's, or `unknown`).
     pub status: Option<PipelineStatus>,
     /// Equal (case-insensitively) to one of the pipeline's owners.
+    #[param(max_length = 200)]
     pub owner: Option<String>,
     pub criticality: Option<Criticality>,
     pub team_id: Option<Uuid>,
@@ -342,7 +343,7 @@ pub struct PipelineListParams {
     #[param(minimum = 1, maximum = 90)]
     pub days: Option<u32>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// Page size (default 100; values above 1000 are capped to 1000).
     #[param(minimum = 1)]
@@ -369,7 +370,7 @@ pub struct RunListParams {
     pub status: Option<RunStatus>,
     pub run_type: Option<RunTypeFilter>,
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// Page size (default 100; values above 1000 are capped to 1000).
     #[param(minimum = 1)]
@@ -381,7 +382,7 @@ pub struct RunListParams {
 #[into_params(parameter_in = Query)]
 pub struct CommentListParams {
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// Page size (default 20; values above 100 are capped to 100).
     #[param(minimum = 1)]
@@ -406,7 +407,7 @@ pub struct TriggerBody {
 #[into_params(parameter_in = Query)]
 pub struct SyncListParams {
     /// Page number, from 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 2147483647)]
     pub page: Option<u32>,
     /// Page size (default 20; values above 100 are capped to 100).
     #[param(minimum = 1)]

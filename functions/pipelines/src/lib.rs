@@ -231,7 +231,7 @@ async fn unwatch(
     params(
         ("slug" = String, Path, description = "The space's slug"),
         ("pipeline_id" = Uuid, Path, description = "The pipeline's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request return its first result (kept 24 hours)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request return its first result (kept 24 hours). 1 to 255 visible ASCII characters (spaces allowed inside)", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$"),
     ),
     request_body(content = Option<TriggerBody>, description = "All fields optional; the body itself too"),
     responses(

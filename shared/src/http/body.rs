@@ -52,6 +52,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         })?;
         match value {
             Value::Object(map) => Ok(Self(Some(map))),
+            // JSON `null` is no body: where the body is optional (trigger) the document allows
+            // `null` for it, and where it is required it is then reported as missing.
+            Value::Null => Ok(Self(None)),
             _ => Err(Error::validation(
                 &["body"],
                 "Input should be a JSON object",
@@ -238,5 +241,33 @@ impl Fields {
         } else {
             Err(Error::Validation(self.errors))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    async fn read(body: &'static str) -> Result<JsonBody> {
+        let request = Request::builder()
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        JsonBody::from_request(request, &()).await
+    }
+
+    #[tokio::test]
+    async fn json_null_is_no_body() {
+        let optional = read("null").await.unwrap().optional();
+        assert!(optional.finish().is_ok(), "null where a body is optional");
+        let Err(Error::Validation(errors)) = read("null").await.unwrap().required() else {
+            panic!("null where a body is required is rejected");
+        };
+        assert_eq!(errors[0].kind, "missing");
+        let Err(Error::Validation(errors)) = read("[]").await else {
+            panic!("a JSON array is not an object");
+        };
+        assert_eq!(errors[0].kind, "model_type");
     }
 }

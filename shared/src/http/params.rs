@@ -3,6 +3,8 @@
 //! Every malformed value is reported (all of them at once, each with its `loc`), never ignored
 //! or replaced by a default. Unknown parameters are ignored, as the platform's other APIs do.
 
+use std::num::IntErrorKind;
+
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,8 +13,12 @@ use uuid::Uuid;
 use crate::error::{Error, FieldError, Result};
 use crate::service::PageRequest;
 
-/// Longest accepted value of any query parameter (`q` included).
+/// Longest accepted value of any query parameter (`q` included), in characters.
 pub const MAX_PARAM_LEN: usize = 200;
+
+/// Highest accepted `page`: the `int32` range the OpenAPI document gives it. Far past any
+/// real list's end; offsets are computed saturating, so no page overflows.
+pub const MAX_PAGE: u32 = i32::MAX as u32;
 
 /// Page-size defaults: "large" lists (pipelines, runs) and "standard" lists (comments).
 #[derive(Debug, Clone, Copy)]
@@ -89,15 +95,24 @@ impl QueryParams {
         }
     }
 
+    /// An integer in `min..=max`. A well-formed integer too large for 64 bits counts as out of
+    /// range (so a huge `size` is capped like any size above the maximum, and a huge `page`
+    /// or `days` gets the range message), not as unparsable.
     pub fn integer(&mut self, name: &str, min: i64, max: Option<i64>) -> Option<i64> {
         let raw = self.text(name)?;
-        let Ok(value) = raw.trim().parse::<i64>() else {
-            self.error(
-                name,
-                "Input should be a valid integer, unable to parse string as an integer",
-                "int_parsing",
-            );
-            return None;
+        let raw = raw.trim();
+        let value = match raw.parse::<i64>() {
+            Ok(value) => value,
+            Err(e) if matches!(e.kind(), IntErrorKind::PosOverflow) => i64::MAX,
+            Err(e) if matches!(e.kind(), IntErrorKind::NegOverflow) => i64::MIN,
+            Err(_) => {
+                self.error(
+                    name,
+                    "Input should be a valid integer, unable to parse string as an integer",
+                    "int_parsing",
+                );
+                return None;
+            }
         };
         if value < min {
             self.error(
@@ -175,7 +190,7 @@ impl QueryParams {
     /// `page` (from 1) and `size` (from 1; above the maximum it is capped, not rejected).
     pub fn page(&mut self, defaults: PageDefaults) -> PageRequest {
         let page = self
-            .integer("page", 1, Some(i64::from(u32::MAX)))
+            .integer("page", 1, Some(i64::from(MAX_PAGE)))
             .unwrap_or(1);
         let size = self.integer("size", 1, None).map_or(defaults.size, |size| {
             size.min(i64::from(defaults.max)) as u32
@@ -295,6 +310,38 @@ mod tests {
                 size: 1000
             }
         );
+    }
+
+    #[test]
+    fn integers_too_large_for_64_bits_are_out_of_range_not_unparsable() {
+        let huge = "99999999999999999999999";
+        let mut params = QueryParams::parse(Some(&format!("size={huge}&page=-{huge}")));
+        let page = params.page(LARGE_PAGES);
+        assert_eq!(page.size, 1000, "a huge size is capped");
+        let Err(Error::Validation(errors)) = params.finish() else {
+            panic!("a huge negative page is rejected");
+        };
+        assert_eq!(errors[0].kind, "greater_than_equal");
+
+        let mut params = QueryParams::parse(Some(&format!("page={huge}")));
+        let _ = params.page(LARGE_PAGES);
+        let Err(Error::Validation(errors)) = params.finish() else {
+            panic!("a huge page is rejected");
+        };
+        assert_eq!(errors[0].kind, "less_than_equal");
+        assert_eq!(
+            errors[0].msg,
+            "Input should be less than or equal to 2147483647"
+        );
+    }
+
+    #[test]
+    fn the_highest_page_is_accepted() {
+        let mut params = QueryParams::parse(Some("page=2147483647&size=1000"));
+        let page = params.page(LARGE_PAGES);
+        assert!(params.finish().is_ok());
+        assert_eq!(page.page, MAX_PAGE);
+        assert_eq!(page.offset(), (MAX_PAGE as usize - 1) * 1000);
     }
 
     #[test]
