@@ -2,6 +2,9 @@
 //! fault injection by request index. It implements what the sync reads — DAGs, DAG runs and
 //! task instances (`~` wildcards, `updated_at_gte`, `order_by=id`, offset/limit capped at 100),
 //! task-instance tries, token issue — and trigger, with Airflow's real response shapes.
+//!
+//! Clients reach it through a [`FaultProxy`], so besides HTTP-level faults it can also reset a
+//! connection or cut a response body short, as a real network does.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,6 +14,8 @@ use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::fault_proxy::{self, FaultProxy};
 
 /// What to answer instead of the real response.
 #[derive(Debug, Clone)]
@@ -25,6 +30,11 @@ pub enum Fault {
     Garbage,
     /// 401: the token is no longer valid (the client must fetch a new one).
     ExpiredToken,
+    /// The connection is reset (TCP RST) before any byte of the answer.
+    Reset,
+    /// The real answer's head and half its body, then the connection closes (the body is
+    /// shorter than its `Content-Length`).
+    Truncated,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +92,8 @@ pub struct AirflowState {
     tokens_issued: usize,
     /// Called before answering request `n` (to change the data between pages).
     on_request: Option<RequestHook>,
+    /// Added to every API answer (token requests excepted): a slow Airflow.
+    latency: Option<Duration>,
 }
 
 impl AirflowState {
@@ -199,6 +211,83 @@ impl AirflowState {
     /// Injects faults for the next API requests (token requests excepted), in order.
     pub fn fault_next(&mut self, faults: impl IntoIterator<Item = Fault>) {
         self.queued_faults.extend(faults);
+    }
+
+    /// Drops every injected fault not hit yet.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+        self.queued_faults.clear();
+    }
+
+    /// Makes every API answer (token requests excepted) take at least `latency`.
+    pub fn set_latency(&mut self, latency: Option<Duration>) {
+        self.latency = latency;
+    }
+
+    /// Adds `count` mapped instances (map indexes 0..count) of `task_id` to a run, one try
+    /// each, in the run's state, updated `at`.
+    pub fn add_mapped_task(
+        &mut self,
+        dag_run_id: &str,
+        task_id: &str,
+        count: i64,
+        at: DateTime<Utc>,
+    ) {
+        let at = micros(at);
+        let run = self
+            .runs
+            .iter()
+            .find(|r| r.dag_run_id == dag_run_id)
+            .cloned()
+            .expect("add_mapped_task: the run exists");
+        let finished = matches!(run.state.as_str(), "success" | "failed");
+        for map_index in 0..count {
+            let ti_id = self.next_id();
+            self.task_instances.push(FakeTaskInstance {
+                id: format!("{ti_id:020}"),
+                dag_id: run.dag_id.clone(),
+                dag_run_id: dag_run_id.into(),
+                task_id: task_id.into(),
+                map_index,
+                tries: vec![FakeTry {
+                    try_number: 1,
+                    state: Some(if finished {
+                        run.state.clone()
+                    } else {
+                        "running".to_string()
+                    }),
+                    start_date: run.start_date,
+                    end_date: finished.then_some(at),
+                }],
+                updated_at: at,
+            });
+        }
+    }
+
+    /// Retries one mapped instance (`map_index`), like [`AirflowState::retry_task`].
+    pub fn retry_mapped_task(
+        &mut self,
+        dag_run_id: &str,
+        task_id: &str,
+        map_index: i64,
+        at: DateTime<Utc>,
+    ) {
+        let at = micros(at);
+        for ti in self.task_instances.iter_mut().filter(|t| {
+            t.dag_run_id == dag_run_id && t.task_id == task_id && t.map_index == map_index
+        }) {
+            let next = ti.tries.len() as u32 + 1;
+            if let Some(current) = ti.tries.last_mut() {
+                current.state = Some("failed".into());
+            }
+            ti.tries.push(FakeTry {
+                try_number: next,
+                state: Some("success".into()),
+                start_date: Some(at - chrono::Duration::minutes(1)),
+                end_date: Some(at),
+            });
+            ti.updated_at = at;
+        }
     }
 
     pub fn on_request(&mut self, hook: impl FnMut(usize, &mut AirflowState) + Send + 'static) {
@@ -321,8 +410,12 @@ impl Respond for Responder {
                 state.queued_faults.pop_front()
             }
         });
+        // A delay fault replaces the latency (both would set the one delay of the answer).
+        let latency = state
+            .latency
+            .filter(|_| !is_token && !matches!(fault, Some(Fault::Delay(_))));
         // A faulted request has no effect (the fault stands for "never reached Airflow" or "Airflow failed").
-        match fault {
+        let response = match fault {
             None => answer(&mut state, request),
             Some(Fault::Status(status)) => error(status, "injected failure"),
             Some(Fault::TooManyRequests(seconds)) => error(429, "Too many requests")
@@ -332,6 +425,15 @@ impl Respond for Responder {
                 ResponseTemplate::new(200).set_body_string("{\"dag_runs\": [tru")
             }
             Some(Fault::ExpiredToken) => error(401, "Token has expired"),
+            // Acted on by the proxy in front (see `fault_proxy`).
+            Some(Fault::Reset) => ResponseTemplate::new(200)
+                .insert_header(fault_proxy::FAULT_HEADER, fault_proxy::RESET),
+            Some(Fault::Truncated) => answer(&mut state, request)
+                .insert_header(fault_proxy::FAULT_HEADER, fault_proxy::TRUNCATE),
+        };
+        match latency {
+            Some(latency) => response.set_delay(latency),
+            None => response,
         }
     }
 }
@@ -474,6 +576,8 @@ fn answer(state: &mut AirflowState, request: &Request) -> ResponseTemplate {
 pub struct FakeAirflow {
     pub server: MockServer,
     pub state: Arc<Mutex<AirflowState>>,
+    /// What clients connect to (see [`FakeAirflow::url`]).
+    proxy: FaultProxy,
 }
 
 impl FakeAirflow {
@@ -484,11 +588,18 @@ impl FakeAirflow {
             .respond_with(Responder(state.clone()))
             .mount(&server)
             .await;
-        Self { server, state }
+        let proxy = FaultProxy::start(*server.address()).await;
+        Self {
+            server,
+            state,
+            proxy,
+        }
     }
 
+    /// The base URL clients use: through the fault proxy (the mock server itself cannot reset
+    /// a connection or send a short body).
     pub fn url(&self) -> String {
-        self.server.uri()
+        format!("http://{}", self.proxy.addr())
     }
 
     pub fn with<T>(&self, change: impl FnOnce(&mut AirflowState) -> T) -> T {

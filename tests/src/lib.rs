@@ -13,6 +13,8 @@ use shared::store::embedded::EmbeddedTable;
 pub mod app;
 pub mod exposure;
 pub mod fake_airflow;
+pub mod fault_proxy;
+pub mod mirror;
 
 /// The two storage backends every repository and HTTP test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
