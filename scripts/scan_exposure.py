@@ -106,14 +106,18 @@ class Redactor:
     def __init__(self, by_form: dict[str, str], kinds: dict[str, str]):
         self.forms = sorted(by_form.items(), key=lambda item: len(item[0]), reverse=True)
         self.kinds = kinds
-        self.shapes = [(name, re.compile(p)) for name, p in SHAPES.items() if name != "key hash field"]
+        self.shapes = [
+            (name, re.compile(pattern))
+            for name, pattern in SHAPES.items()
+            if name != "key hash field"
+        ]
 
     def __call__(self, text: str) -> str:
         for form, value in self.forms:
             if form in text:
-                text = text.replace(form, f"<{self.kinds[value]}>")
+                text = text.replace(form, f"<REDACTED {self.kinds[value]}>")
         for name, pattern in self.shapes:
-            text = pattern.sub(f"<{name}>", text)
+            text = pattern.sub(f"<REDACTED {name}>", text)
         return text
 
 
@@ -126,9 +130,9 @@ def excerpt(path: str, number: int, redact: Redactor) -> str:
                 break
         else:
             return ""
-    at = text.find("<")
-    start = max(0, at - 150)
-    return ("…" if start else "") + text[start : start + 400] + ("…" if len(text) > start + 400 else "")
+    start = max(0, text.find("<REDACTED") - 150)
+    end = start + 400
+    return ("…" if start else "") + text[start:end] + ("…" if len(text) > end else "")
 
 
 def scan(folder: Path) -> int:
@@ -140,15 +144,20 @@ def scan(folder: Path) -> int:
     processes = {p.name.split(".", 1)[0] for p in folder.iterdir()}
 
     def lines(files: list[Path]) -> int:
-        return sum(sum(1 for _ in open(f, "rb")) for f in files)
+        total = 0
+        for path in files:
+            with open(path, "rb") as handle:
+                total += sum(1 for _ in handle)
+        return total
 
     counts = {stream: lines(files) for stream, files in streams.items()}
 
     secrets: dict[str, tuple[str, str | None]] = {}
     for path in secret_files:
-        for line in open(path, encoding="utf-8"):
-            record = json.loads(line)
-            secrets.setdefault(record["value"], (record["kind"], record.get("username")))
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                secrets.setdefault(record["value"], (record["kind"], record.get("username")))
     kinds = Counter(kind for kind, _ in secrets.values())
     weak = {v: k for v, (k, _) in secrets.items() if len(v) < MIN_SECRET_LEN}
 
