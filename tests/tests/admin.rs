@@ -124,7 +124,13 @@ async fn bootstrap_a_space_and_use_the_key(backend: Backend) {
     // The printed key works over HTTP; the stored record holds only its hash.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = local::app(AppState::new(repo.clone()));
+    // Without the authentication cache, so the revocation below shows at once (its delay
+    // with the cache is tested in access_limits.rs).
+    let access = shared::config::AccessConfig {
+        auth_cache_ttl: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let app = local::app(AppState::with_access(repo.clone(), access));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let url = format!("{base}/api/v1.0/spaces/acme/orchestration/pipelines");
     let client = reqwest::Client::new();
