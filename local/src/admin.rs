@@ -74,6 +74,8 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 600)]
         budget_seconds: u64,
     },
+    /// Generate a benchmark space: N pipelines with days of runs and task runs (scripts/bench).
+    Generate(crate::generate::GenerateArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -241,6 +243,7 @@ pub async fn run(
             crate::sync::run(repo, space, connector, budget).await?;
             Value::Null
         }
+        AdminCommand::Generate(args) => crate::generate::run(repo, args).await?,
         AdminCommand::CreateConnector(args) => {
             if args.password_stored.is_some() && dynamo.is_some() {
                 bail!(
