@@ -203,8 +203,9 @@ mod tests {
         (Repository::new(counting.clone()), counting, dir)
     }
 
+    /// `seconds` into a window (1,800,000,000 is a whole minute since the epoch).
     fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 60 + seconds, 0).unwrap()
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
     }
 
     #[tokio::test]
