@@ -15,6 +15,8 @@ pub mod exposure;
 pub mod fake_airflow;
 pub mod fault_proxy;
 pub mod mirror;
+pub mod serial_proxy;
+pub mod server_process;
 
 /// The two storage backends every repository and HTTP test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

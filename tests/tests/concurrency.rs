@@ -15,6 +15,9 @@
 //! * a sync running while users patch team and criticality (the PATCHes land while the sync
 //!   waits for Airflow's DAGs, after it has read the stored pipelines, and again while it
 //!   writes runs) never overwrites them, and the Airflow-owned fields it writes stay too.
+//!
+//! On DynamoDB the tests reach moto through a proxy that gives it DynamoDB's per-call
+//! atomicity, which moto lacks under concurrent calls (see `serial_proxy`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use chrono::Utc;
 use futures::future::join_all;
 use orchestration_tests::app::{self, SPACE, TestApp, body};
 use orchestration_tests::fake_airflow::{FakeAirflow, Fault};
+use orchestration_tests::serial_proxy::serialize_dynamodb;
 use orchestration_tests::{Backend, on_both_backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -117,6 +121,7 @@ async fn read_comment(app: &TestApp, run_id: Uuid, comment_id: &str) -> (u64, St
 }
 
 async fn concurrent_if_match_edits_lose_no_update(backend: Backend) {
+    serialize_dynamodb();
     let app = Arc::new(TestApp::spawn(backend).await);
     let run_id = pipeline_with_run(&app).await;
     let (status, created) = body(
@@ -289,6 +294,7 @@ async fn editor(app: &TestApp, name: &str) -> (Uuid, String) {
 }
 
 async fn concurrent_governance_patches_end_in_a_serial_order(backend: Backend) {
+    serialize_dynamodb();
     let app = Arc::new(TestApp::spawn(backend).await);
     let pipeline = app.add_pipeline(&app.connector, "orders", |_| {}).await;
     let mut editors = Vec::new();
@@ -423,6 +429,7 @@ async fn with_airflow(backend: Backend) -> (Arc<TestApp>, FakeAirflow, Connector
 const SYNCS: usize = 4;
 
 async fn concurrent_syncs_of_one_connector_run_exactly_once(backend: Backend) {
+    serialize_dynamodb();
     let (app, airflow, connector) = with_airflow(backend).await;
     // Slow pages keep the first sync holding the lease while the others arrive.
     airflow.with(|state| state.set_latency(Some(Duration::from_millis(150))));
@@ -469,6 +476,7 @@ async fn concurrent_syncs_of_one_connector_run_exactly_once(backend: Backend) {
 }
 
 async fn a_sync_never_overwrites_what_users_patch(backend: Backend) {
+    serialize_dynamodb();
     let (app, airflow, connector) = with_airflow(backend).await;
     let path = format!("/connectors/{}/sync", connector.id);
     let (status, first) =

@@ -1,12 +1,23 @@
-//! The write path for mirrored runs: used by the Airflow sync and the demo loader alike.
+//! The write path for mirrored runs: used by the Airflow sync, the trigger and the demo loader.
 //!
 //! For one pipeline, runs are merged into the pipeline's run series, each run and task-run try
 //! gets its `longer_than_usual` flag against the history *before* it, and the pipeline's
-//! latest/last-success/last-failure references move forward. Items are written runs first,
-//! summaries last, so an interrupted ingest leaves summaries at worst behind the runs, and
-//! re-ingesting the same runs (idempotent: ids are deterministic) brings them level.
+//! latest/last-success/last-failure references move forward.
+//!
+//! Crash safety: runs are written in transactions of at most [`MAX_TRANSACTION_OPS`]
+//! operations, each holding a group of runs (with their task runs), the run series as it is
+//! once those runs are in, the pipeline's references, and the task histories the group
+//! touched. Whenever the process dies, the summaries therefore describe exactly the runs that
+//! are stored: a sync that resumes afterwards finds a stored run unchanged and skips it, so it
+//! could never repair a series left behind its runs. (Task-run tries the sync reads later are
+//! plain batch writes: see [`Repository::ingest_task_runs`].)
+//!
+//! Concurrency: the series item carries a revision, and each transaction requires the revision
+//! it read, so two ingests of one pipeline at once (a trigger during a sync) cannot lose each
+//! other's runs from the series: the loser reads again and redoes its (idempotent) work.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -16,7 +27,9 @@ use crate::domain::model::{Pipeline, Run, RunRef, RunStatus, TaskRun};
 use crate::domain::summary::{RunSample, RunSeries, TaskHistory};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::store::{BatchOp, Condition, Item, Key, StoreError, Update};
+use crate::store::{
+    BatchOp, Condition, Item, Key, MAX_TRANSACTION_OPS, StoreError, TransactOp, Update,
+};
 
 #[derive(Debug, Clone)]
 pub struct RunWithTasks {
@@ -32,6 +45,70 @@ pub struct IngestReport {
 
 const TASK_HISTORY_ATTR: &str = "history";
 const TASK_HISTORY_PREFIX: &str = "TASKHIST#";
+/// The series item's revision: every ingest transaction requires the one it read.
+const SERIES_REVISION_ATTR: &str = "revision";
+/// Tries of an ingest that keeps meeting a concurrent ingest of the same pipeline.
+const INGEST_ATTEMPTS: u32 = 5;
+/// Operations of a transaction left for the series and the pipeline's references.
+const FIXED_OPS: usize = 2;
+
+/// Why one attempt of an ingest stopped.
+enum Stop {
+    /// The series changed since it was read (or the transaction met another): read again.
+    Contended,
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+/// A short jittered pause before an ingest reads again.
+async fn back_off(attempt: u32) {
+    let millis = 5u64 << attempt.min(6);
+    tokio::time::sleep(Duration::from_millis(rand::random_range(
+        millis / 2..=millis,
+    )))
+    .await;
+}
+
+fn put(item: Item) -> TransactOp {
+    TransactOp::Put {
+        item,
+        condition: None,
+    }
+}
+
+/// Groups consecutive runs so that each group's writes (a run, its task runs, and at worst one
+/// history per task run) fit in one transaction beside the series and the references. A run
+/// with more task runs than that forms a group of its own.
+fn groups(runs: Vec<RunWithTasks>) -> Vec<Vec<RunWithTasks>> {
+    let budget = MAX_TRANSACTION_OPS - FIXED_OPS;
+    let mut groups: Vec<Vec<RunWithTasks>> = Vec::new();
+    let mut current = Vec::new();
+    let mut used = 0;
+    for run in runs {
+        let needed = 1 + 2 * run.task_runs.len();
+        if !current.is_empty() && used + needed > budget {
+            groups.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        used += needed;
+        current.push(run);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
 
 impl Repository {
     /// Writes runs of one pipeline (with any task runs given) and brings its summaries up to
@@ -47,6 +124,31 @@ impl Repository {
             return Ok(IngestReport::default());
         }
         runs.sort_by_key(|r| (r.run.at(), r.run.id));
+        let mut attempt = 1;
+        loop {
+            match self.ingest_runs_once(pipeline, runs.clone(), now).await {
+                Ok(report) => return Ok(report),
+                Err(Stop::Failed(error)) => return Err(error),
+                Err(Stop::Contended) if attempt < INGEST_ATTEMPTS => {
+                    back_off(attempt).await;
+                    attempt += 1;
+                }
+                Err(Stop::Contended) => {
+                    return Err(StoreError::Unavailable(
+                        "the pipeline's run series kept changing during the ingest".into(),
+                    )
+                    .into());
+                }
+            }
+        }
+    }
+
+    async fn ingest_runs_once(
+        &self,
+        pipeline: &Pipeline,
+        runs: Vec<RunWithTasks>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReport, Stop> {
         let pipeline_key = keys::pipeline(pipeline.space_id, pipeline.id);
         let series_key = keys::run_series(pipeline.id);
         let task_ids = runs
@@ -57,6 +159,8 @@ impl Repository {
 
         let mut current: Option<Pipeline> = None;
         let mut series = RunSeries::default();
+        // None: no series item yet; Some(None): one written before revisions existed.
+        let mut revision: Option<Option<u64>> = None;
         let mut histories = HashMap::new();
         for item in self.table.batch_get(&wanted).await? {
             let Some(key) = Key::of(&item) else { continue };
@@ -64,6 +168,7 @@ impl Repository {
                 current = Some(from_item(item)?);
             } else if key == series_key {
                 series = decode_series(&item)?;
+                revision = Some(item.get(SERIES_REVISION_ATTR).and_then(|v| v.as_u64()));
             } else if let Some((task_id, history)) = decode_history(&key, &item)? {
                 histories.insert(task_id, history);
             }
@@ -73,71 +178,117 @@ impl Repository {
         let mut last_success = current.last_success.clone();
         let mut last_failure = current.last_failure.clone();
 
-        let mut writes = Vec::new();
         let mut report = IngestReport::default();
-        for RunWithTasks {
-            mut run,
-            mut task_runs,
-        } in runs
-        {
-            let sample = RunSample::of(&run);
-            run.longer_than_usual = series.is_longer_than_usual(&sample);
-            series.upsert(sample);
-            for task_run in &mut task_runs {
-                writes.push(flag_and_record(&mut histories, task_run, run.at())?);
-            }
-            report.task_runs += task_runs.len();
+        for group in groups(runs) {
+            let mut writes = Vec::new();
+            let mut touched = HashSet::new();
+            for RunWithTasks {
+                mut run,
+                mut task_runs,
+            } in group
+            {
+                let sample = RunSample::of(&run);
+                run.longer_than_usual = series.is_longer_than_usual(&sample);
+                series.upsert(sample);
+                for task_run in &mut task_runs {
+                    touched.insert(task_run.task_id.clone());
+                    writes.push(flag_and_record(&mut histories, task_run, run.at())?);
+                }
+                report.task_runs += task_runs.len();
 
-            let this = run.as_ref();
-            advance(&mut latest, &this);
-            track_outcome(&mut last_success, &this, RunStatus::Success);
-            track_outcome(&mut last_failure, &this, RunStatus::Failed);
-            writes.push(BatchOp::Put(to_item(
-                &run,
-                "run",
-                keys::run(run.id),
-                Some(keys::run_gsi1(run.pipeline_id, run.at(), run.id)),
-            )?));
-            report.runs += 1;
-        }
-        // A success or failure that flipped (a cleared run) falls back to the series.
-        for (slot, status) in [
-            (&mut last_success, RunStatus::Success),
-            (&mut last_failure, RunStatus::Failed),
-        ] {
-            if slot.is_none() {
-                *slot = series.latest_with_status(status).map(|(at, ended)| RunRef {
-                    id: uuid::Uuid::nil(),
-                    status,
-                    at,
-                    started_at: Some(at),
-                    ended_at: Some(ended),
-                });
+                let this = run.as_ref();
+                advance(&mut latest, &this);
+                track_outcome(&mut last_success, &this, RunStatus::Success);
+                track_outcome(&mut last_failure, &this, RunStatus::Failed);
+                writes.push(to_item(
+                    &run,
+                    "run",
+                    keys::run(run.id),
+                    Some(keys::run_gsi1(run.pipeline_id, run.at(), run.id)),
+                )?);
+                report.runs += 1;
+            }
+            series.prune(now);
+            // A success or failure that flipped (a cleared run) falls back to the series.
+            let fallback = |slot: &Option<RunRef>, status: RunStatus| {
+                slot.clone().or_else(|| {
+                    series.latest_with_status(status).map(|(at, ended)| RunRef {
+                        id: uuid::Uuid::nil(),
+                        status,
+                        at,
+                        started_at: Some(at),
+                        ended_at: Some(ended),
+                    })
+                })
+            };
+            let update = Update::new()
+                .set_or_remove("latest_run", json(&latest)?)
+                .set_or_remove(
+                    "last_success",
+                    json(&fallback(&last_success, RunStatus::Success))?,
+                )
+                .set_or_remove(
+                    "last_failure",
+                    json(&fallback(&last_failure, RunStatus::Failed))?,
+                );
+            let mut touched: Vec<String> = touched.into_iter().collect();
+            touched.sort_unstable();
+            let history_writes = touched
+                .iter()
+                .map(|task_id| history_item(pipeline, task_id, &histories[task_id]))
+                .collect::<Result<Vec<_>>>()?;
+
+            let next_revision = revision.flatten().unwrap_or(0) + 1;
+            let mut series_write = series_item(pipeline, &series);
+            series_write.insert(SERIES_REVISION_ATTR.into(), next_revision.into());
+            let series_condition = match revision {
+                None => Condition::NotExists,
+                Some(None) => Condition::AttributeNotExists(SERIES_REVISION_ATTR.into()),
+                Some(Some(read)) => Condition::equals(SERIES_REVISION_ATTR, read),
+            };
+            // The series and the references first (their positions identify a failed
+            // condition), then the runs and task runs; a group too big for one transaction
+            // (one run with very many task runs) spills its task runs into the next ones.
+            let mut ops = vec![
+                TransactOp::Put {
+                    item: series_write,
+                    condition: Some(series_condition),
+                },
+                TransactOp::Update {
+                    key: pipeline_key.clone(),
+                    update,
+                    condition: Some(Condition::Exists),
+                },
+            ];
+            let mut rest = writes.into_iter().chain(history_writes).map(put);
+            ops.extend(rest.by_ref().take(MAX_TRANSACTION_OPS - FIXED_OPS));
+            match self.table.transact_write(ops).await {
+                Ok(()) => {}
+                Err(StoreError::TransactionCancelled { index: Some(1) }) => {
+                    return Err(Stop::Failed(Error::NotFound("Pipeline not found")));
+                }
+                Err(StoreError::TransactionCancelled { .. } | StoreError::ConditionFailed) => {
+                    return Err(Stop::Contended);
+                }
+                Err(StoreError::Unavailable(reason)) if reason.contains("conflict") => {
+                    return Err(Stop::Contended);
+                }
+                Err(other) => return Err(other.into()),
+            }
+            revision = Some(Some(next_revision));
+            let spill: Vec<TransactOp> = rest.collect();
+            for chunk in spill.chunks(MAX_TRANSACTION_OPS) {
+                self.table.transact_write(chunk.to_vec()).await?;
             }
         }
-        series.prune(now);
-
-        self.table.batch_write(writes).await?;
-        let mut summaries = vec![BatchOp::Put(series_item(pipeline, &series))];
-        summaries.extend(history_items(pipeline, &histories)?);
-        self.table.batch_write(summaries).await?;
-        let update = Update::new()
-            .set_or_remove("latest_run", json(&latest)?)
-            .set_or_remove("last_success", json(&last_success)?)
-            .set_or_remove("last_failure", json(&last_failure)?);
-        match self
-            .table
-            .update(&pipeline_key, update, Some(Condition::Exists))
-            .await
-        {
-            Ok(_) => Ok(report),
-            Err(StoreError::ConditionFailed) => Err(Error::NotFound("Pipeline not found")),
-            Err(other) => Err(other.into()),
-        }
+        Ok(report)
     }
 
     /// Writes task-run tries of one pipeline whose runs are stored already (the sync reads task
     /// instances separately from runs), flagging unusual durations against each task's history.
+    /// Tries first, histories last: a history is only a baseline for the flags, so one left
+    /// short of a try by a crash costs at most a flag, and these, the bulk of a sync's writes,
+    /// stay plain batch writes.
     pub async fn ingest_task_runs(
         &self,
         pipeline: &Pipeline,
@@ -158,12 +309,16 @@ impl Repository {
         let mut writes = Vec::with_capacity(task_runs.len());
         for task_run in &mut task_runs {
             let at = task_run.started_at.unwrap_or_else(Utc::now);
-            writes.push(flag_and_record(&mut histories, task_run, at)?);
+            writes.push(BatchOp::Put(flag_and_record(&mut histories, task_run, at)?));
         }
         self.table.batch_write(writes).await?;
-        self.table
-            .batch_write(history_items(pipeline, &histories)?)
-            .await?;
+        let mut task_ids: Vec<&String> = histories.keys().collect();
+        task_ids.sort_unstable();
+        let history_writes = task_ids
+            .into_iter()
+            .map(|task_id| history_item(pipeline, task_id, &histories[task_id]).map(BatchOp::Put))
+            .collect::<Result<Vec<_>>>()?;
+        self.table.batch_write(history_writes).await?;
         Ok(task_runs.len())
     }
 }
@@ -179,12 +334,12 @@ fn history_keys<'a>(pipeline: &Pipeline, task_ids: impl Iterator<Item = &'a str>
 }
 
 /// Sets a try's `longer_than_usual` against its task's earlier successful tries, records it in
-/// the history if it succeeded, and returns its write.
+/// the history if it succeeded, and returns its item.
 fn flag_and_record(
     histories: &mut HashMap<String, TaskHistory>,
     task_run: &mut TaskRun,
     run_at: DateTime<Utc>,
-) -> Result<BatchOp> {
+) -> Result<Item> {
     let history = histories.entry(task_run.task_id.clone()).or_default();
     let at = task_run.started_at.unwrap_or(run_at).timestamp();
     task_run.longer_than_usual = match task_run.duration() {
@@ -196,7 +351,7 @@ fn flag_and_record(
     if let (Some(seconds), "success") = (task_run.duration(), task_run.status.as_str()) {
         history.record_success(at, seconds);
     }
-    Ok(BatchOp::Put(to_item(
+    to_item(
         &*task_run,
         "task_run",
         keys::task_run(
@@ -206,7 +361,7 @@ fn flag_and_record(
             task_run.try_number,
         ),
         Some(keys::task_run_gsi1(task_run.id)),
-    )?))
+    )
 }
 
 fn decode_history(key: &Key, item: &Item) -> Result<Option<(String, TaskHistory)>> {
@@ -223,22 +378,14 @@ fn decode_history(key: &Key, item: &Item) -> Result<Option<(String, TaskHistory)
     Ok(Some((task_id.to_string(), history)))
 }
 
-fn history_items(
-    pipeline: &Pipeline,
-    histories: &HashMap<String, TaskHistory>,
-) -> Result<Vec<BatchOp>> {
-    histories
-        .iter()
-        .map(|(task_id, history)| {
-            let key = keys::task_history(pipeline.id, task_id);
-            let mut item = Item::new();
-            item.insert("PK".into(), key.pk.into());
-            item.insert("SK".into(), key.sk.into());
-            item.insert("kind".into(), "task_history".into());
-            item.insert(TASK_HISTORY_ATTR.into(), json(history)?);
-            Ok(BatchOp::Put(item))
-        })
-        .collect()
+fn history_item(pipeline: &Pipeline, task_id: &str, history: &TaskHistory) -> Result<Item> {
+    let key = keys::task_history(pipeline.id, task_id);
+    let mut item = Item::new();
+    item.insert("PK".into(), key.pk.into());
+    item.insert("SK".into(), key.sk.into());
+    item.insert("kind".into(), "task_history".into());
+    item.insert(TASK_HISTORY_ATTR.into(), json(history)?);
+    Ok(item)
 }
 
 /// Moves `slot` to `run` if the run is newer, or refreshes it if it is the same run.
