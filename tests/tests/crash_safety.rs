@@ -684,7 +684,10 @@ async fn sigkill_under_write_load_leaves_a_consistent_store() {
         let context = format!("round {round}");
         let server = ServerProcess::start(&data_dir, "server_child", &log).await;
         if round > 0 {
-            check_served(&server.base, &fixture, &ledger.lock().unwrap(), &context).await;
+            // No writer runs now: the ledger is taken out of its lock while it is checked.
+            let known = std::mem::take(&mut *ledger.lock().unwrap());
+            check_served(&server.base, &fixture, &known, &context).await;
+            *ledger.lock().unwrap() = known;
         }
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -750,8 +753,9 @@ async fn sigkill_under_write_load_leaves_a_consistent_store() {
             writes += writer.await.expect("writer");
         }
         sync.await.expect("sync task");
-        let mut ledger_now = ledger.lock().unwrap();
+        let mut ledger_now = std::mem::take(&mut *ledger.lock().unwrap());
         let (items, runs) = check_store(&data_dir, &fixture, &mut ledger_now, &context).await;
+        *ledger.lock().unwrap() = ledger_now;
         items_checked += items;
         runs_checked += runs;
         eprintln!(
@@ -761,7 +765,7 @@ async fn sigkill_under_write_load_leaves_a_consistent_store() {
     }
     // The server still serves, and accepts writes, after the last kill.
     let server = ServerProcess::start(&data_dir, "server_child", &log).await;
-    let ledger = ledger.lock().unwrap();
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     check_served(&server.base, &fixture, &ledger, "after the last round").await;
     let client = reqwest::Client::new();
     let (status, created) = call(

@@ -191,11 +191,7 @@ impl Scenario {
     }
 
     async fn assert_mirror(&self, context: &str) -> MirrorCounts {
-        let state = self.airflow.state.lock().unwrap();
-        // The fake's state is only read here; holding its lock across the store reads is fine
-        // (no sync is running).
-        let snapshot = Snapshot::of(&state);
-        drop(state);
+        let snapshot = self.airflow.with(|state| Snapshot::of(state));
         snapshot.assert(&self.repo, &self.connector, context).await
     }
 }
