@@ -1,4 +1,4 @@
-# Python tools the checks need (moto, cfn-lint), installed once into .tools/venv.
+# Python tools the checks need (moto, cfn-lint, sam, schemathesis, cargo-lambda), installed once into .tools/venv.
 # Sourced by scripts/test.
 
 TOOLS_DIR=${TOOLS_DIR:-$PWD/.tools}
@@ -7,7 +7,7 @@ TOOLS_STAMP=$TOOLS_VENV/.installed-$(sha256sum scripts/requirements-tools.txt | 
 
 ensure_python_tools() {
   if [[ ! -f $TOOLS_STAMP ]]; then
-    echo "==> installing Python tools into $TOOLS_VENV (moto, cfn-lint)"
+    echo "==> installing Python tools into $TOOLS_VENV (moto, cfn-lint, sam, schemathesis, cargo-lambda)"
     rm -rf "$TOOLS_VENV"
     python3 -m venv "$TOOLS_VENV"
     "$TOOLS_VENV/bin/pip" install --quiet --upgrade pip
