@@ -463,11 +463,13 @@ pub async fn run(repo: &Repository, args: GenerateArgs) -> anyhow::Result<Value>
         export_runs.append(&mut w.export_runs);
         let samples = &mut outcome.samples;
         match w.cadence {
-            Cadence::Daily if w.wide_task_runs == 0 && w.runs >= args.days as usize => {
-                if samples.daily_pipeline_ids.len() < 20 {
-                    samples.daily_pipeline_ids.push(w.pipeline_id);
-                    samples.recent_run_ids.extend(w.latest_finished);
-                }
+            Cadence::Daily
+                if w.wide_task_runs == 0
+                    && w.runs >= args.days as usize
+                    && samples.daily_pipeline_ids.len() < 20 =>
+            {
+                samples.daily_pipeline_ids.push(w.pipeline_id);
+                samples.recent_run_ids.extend(w.latest_finished);
             }
             Cadence::Hourly if w.runs > 0 && samples.hourly_pipeline_ids.len() < 5 => {
                 samples.hourly_pipeline_ids.push(w.pipeline_id);

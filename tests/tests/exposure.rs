@@ -545,8 +545,14 @@ fn the_scan_finds_each_planted_leak_without_printing_it_and_fails_on_no_capture(
     let clean = response(json!({ "detail": "Invalid API key", "role": "admin" }).to_string());
     let clean_log =
         json!({ "level": "INFO", "fields": { "message": "request finished" } }).to_string();
-    write_lines(capture.join("planted-1.responses.jsonl"), &[clean.clone()]);
-    write_lines(capture.join("planted-1.log.jsonl"), &[clean_log.clone()]);
+    write_lines(
+        capture.join("planted-1.responses.jsonl"),
+        std::slice::from_ref(&clean),
+    );
+    write_lines(
+        capture.join("planted-1.log.jsonl"),
+        std::slice::from_ref(&clean_log),
+    );
 
     // A clean capture passes, with its counts.
     let (code, text) = scan(capture);
