@@ -21,10 +21,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
+use shared::demo::{self, MirroredRun};
 use shared::domain::ids;
 use shared::domain::model::{
-    AirflowApiVersion, Connector, ConnectorAuth, Criticality, Pipeline, Provider, Role, Run,
-    RunStatus, SecretRef, TaskRun, Team,
+    AirflowApiVersion, Connector, ConnectorAuth, Criticality, Pipeline, Provider, Role, RunStatus,
+    SecretRef, TaskRun, Team,
 };
 use shared::repo::{Repository, RunWithTasks};
 use tokio::task::JoinSet;
@@ -806,29 +807,21 @@ fn build_run(
     } else {
         (RunStatus::Success, Some(finished_at))
     };
-    let run = Run {
-        id: run_id,
-        space_id: pipeline.space_id,
-        pipeline_id: pipeline.id,
-        dag_id: pipeline.dag_id.clone(),
-        dag_run_id,
-        status,
-        run_type: run_type.to_string(),
-        logical_date: Some(logical),
-        queued_at: Some(queued),
-        started_at: Some(started),
-        ended_at: ended,
-        longer_than_usual: false,
-        note: None,
-        provider_metadata: json!({
-            "conf": {},
-            "data_interval_start": logical,
-            "data_interval_end": logical + interval,
-            "run_after": queued,
-            "triggered_by": if run_type == "scheduled" { "timetable" } else { "rest_api" },
-        }),
-        synced_at: now,
-    };
+    let run = demo::mirrored_run(
+        pipeline,
+        MirroredRun {
+            run_id,
+            dag_run_id,
+            run_type,
+            logical,
+            interval,
+            queued,
+            started,
+            status,
+            ended_at: ended,
+        },
+        now,
+    );
     RunWithTasks { run, task_runs }
 }
 
@@ -841,21 +834,16 @@ fn task_run(
     started_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
 ) -> TaskRun {
-    TaskRun {
-        id: ids::task_run_id(run_id, &task.id, -1, try_number),
-        space_id: pipeline.space_id,
-        pipeline_id: pipeline.id,
+    demo::task_run(
+        pipeline,
         run_id,
-        task_id: task.id.clone(),
-        display_name: Some(task.id.replace('_', " ")),
-        operator: Some(task.operator.to_string()),
-        status: status.to_string(),
+        &task.id,
+        task.operator,
+        status,
         try_number,
-        map_index: -1,
         started_at,
         ended_at,
-        longer_than_usual: false,
-    }
+    )
 }
 
 fn export_dag(spec: &Spec) -> Value {

@@ -760,7 +760,53 @@ fn build_run(
     } else {
         (RunStatus::Success, Some(cursor + Duration::seconds(1)))
     };
-    let run = Run {
+    let run = mirrored_run(
+        pipeline,
+        MirroredRun {
+            run_id,
+            dag_run_id,
+            run_type,
+            logical,
+            interval,
+            queued,
+            started,
+            status,
+            ended_at: ended,
+        },
+        now,
+    );
+    RunWithTasks { run, task_runs }
+}
+
+/// What differs between the runs [`mirrored_run`] builds.
+pub struct MirroredRun<'a> {
+    pub run_id: Uuid,
+    pub dag_run_id: String,
+    pub run_type: &'a str,
+    pub logical: DateTime<Utc>,
+    /// The data interval: `logical` to `logical + interval`.
+    pub interval: Duration,
+    pub queued: DateTime<Utc>,
+    pub started: DateTime<Utc>,
+    pub status: RunStatus,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// A run as a sync of Airflow stores it, with the DAG-run fields Airflow reports (the demo's
+/// and the benchmark generator's runs).
+pub fn mirrored_run(pipeline: &Pipeline, run: MirroredRun<'_>, now: DateTime<Utc>) -> Run {
+    let MirroredRun {
+        run_id,
+        dag_run_id,
+        run_type,
+        logical,
+        interval,
+        queued,
+        started,
+        status,
+        ended_at,
+    } = run;
+    Run {
         id: run_id,
         space_id: pipeline.space_id,
         pipeline_id: pipeline.id,
@@ -771,7 +817,7 @@ fn build_run(
         logical_date: Some(logical),
         queued_at: Some(queued),
         started_at: Some(started),
-        ended_at: ended,
+        ended_at,
         longer_than_usual: false,
         note: None,
         provider_metadata: json!({
@@ -782,12 +828,12 @@ fn build_run(
             "triggered_by": if run_type == "scheduled" { "timetable" } else { "rest_api" },
         }),
         synced_at: now,
-    };
-    RunWithTasks { run, task_runs }
+    }
 }
 
+/// One try of an unmapped task as a sync stores it (demo and benchmark data).
 #[allow(clippy::too_many_arguments)]
-fn task_run(
+pub fn task_run(
     pipeline: &Pipeline,
     run_id: Uuid,
     task_id: &str,
