@@ -332,7 +332,9 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
         .requests
         .take_written()
         .into_iter()
-        .filter(|pk| !pk.starts_with("CONNECTOR#"))
+        // The sync's own bookkeeping, and the rate limiter's counter when the request
+        // happens to reserve a new block of its key's requests.
+        .filter(|pk| !pk.starts_with("CONNECTOR#") && !pk.starts_with("RATE#"))
         .collect();
     assert!(data_writes.is_empty(), "{data_writes:?}");
 
