@@ -73,6 +73,14 @@ pub fn pipeline(space_id: Uuid, pipeline_id: Uuid) -> Key {
 
 pub const PIPELINE_PREFIX: &str = "PIPELINE#";
 
+/// The version of a space's pipeline listing: a counter every write to a pipeline or watch
+/// item of the space increments after the write (see `repo::listing`). Its sort key is the
+/// bare prefix, so it sorts first in the query that lists the space's pipelines and is read
+/// before them: a listing cached with this version has seen every write it counted.
+pub fn pipeline_listing_version(space_id: Uuid) -> Key {
+    Key::new(space_partition(space_id), PIPELINE_PREFIX)
+}
+
 /// The pipeline's run series (summary source), next to its task histories.
 pub fn run_series(pipeline_id: Uuid) -> Key {
     Key::new(format!("PIPELINE#{pipeline_id}"), "SERIES")

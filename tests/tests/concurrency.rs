@@ -512,9 +512,10 @@ async fn a_sync_never_overwrites_what_users_patch(backend: Backend) {
                 &["extract"],
             );
         }
-        // The DAGs answer of the next sync (after its token) is slow, and so are its pages.
+        // The DAGs answer of the next sync (after its token) is slow, long enough for six
+        // PATCHes through the one-call-at-a-time proxy on moto, and so are its pages.
         let next = state.requests;
-        state.fault_at(next + 1, Fault::Delay(Duration::from_millis(1500)));
+        state.fault_at(next + 1, Fault::Delay(Duration::from_millis(4000)));
         state.set_latency(Some(Duration::from_millis(300)));
     });
     let sync = {

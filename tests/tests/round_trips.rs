@@ -20,7 +20,7 @@ use shared::config::AccessConfig;
 use shared::domain::model::{Pipeline, RunStatus};
 
 /// The read endpoints, with their budget of table requests (authentication cached).
-const BUDGETS: [(&str, u64); 11] = [
+const BUDGETS: [(&str, u64); 12] = [
     ("list pipelines", 2),
     ("list pipelines, filtered", 2),
     ("list pipelines, days=90", 2),
@@ -32,6 +32,7 @@ const BUDGETS: [(&str, u64); 11] = [
     ("list task-run comments", 2),
     ("list syncs", 2),
     ("list pipelines (again)", 2),
+    ("list pipelines after a change", 2),
 ];
 
 /// Requests one GET makes (after the requests made before it are cleared).
@@ -140,6 +141,30 @@ async fn measure(backend: Backend, pipelines: usize, runs_each: i64) -> Vec<u64>
     for path in &paths {
         costs.push(cost(&app, path).await);
     }
+    // A write moves the space's listing version: the next list sees it in its batch read and
+    // queries the pipelines again (its page holds the same pipelines, so no other read).
+    let response = app
+        .client
+        .patch(app.url(
+            orchestration_tests::app::SPACE,
+            &format!("/pipelines/{}/criticality", p.id),
+        ))
+        .bearer_auth(&app.keys.editor)
+        .json(&json!({ "criticality": "high" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.requests.take();
+    let changed = app.get("/pipelines", Some(&app.keys.viewer)).await;
+    assert_eq!(changed.status(), 200);
+    costs.push(app.requests.take());
+    let body: serde_json::Value = changed.json().await.unwrap();
+    let listed = body
+        .as_array()
+        .and_then(|items| items.iter().find(|item| item["id"] == p.id.to_string()))
+        .expect("the changed pipeline is listed");
+    assert_eq!(listed["criticality"], "high", "the list shows the write");
     costs
 }
 

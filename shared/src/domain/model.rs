@@ -324,6 +324,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Order of the pipeline list: name (case-insensitive), then DAG id, then id — a total
+    /// order, so pages are stable.
+    pub fn list_order_key(&self) -> (String, String, Uuid) {
+        (self.name.to_lowercase(), self.dag_id.clone(), self.id)
+    }
+
     pub fn status(&self) -> PipelineStatus {
         self.latest_run
             .as_ref()

@@ -124,6 +124,21 @@ impl Repository {
             return Ok(IngestReport::default());
         }
         runs.sort_by_key(|r| (r.run.at(), r.run.id));
+        let outcome = self.ingest_runs_with_retries(pipeline, runs, now).await;
+        // Whatever the outcome, some groups may have been committed (each updates the
+        // pipeline item's run references): cached listings of the space must be re-read.
+        let bumped = self.bump_listing_version(pipeline.space_id).await;
+        let report = outcome?;
+        bumped?;
+        Ok(report)
+    }
+
+    async fn ingest_runs_with_retries(
+        &self,
+        pipeline: &Pipeline,
+        runs: Vec<RunWithTasks>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReport> {
         let mut attempt = 1;
         loop {
             match self.ingest_runs_once(pipeline, runs.clone(), now).await {

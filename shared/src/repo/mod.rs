@@ -7,6 +7,7 @@ mod comments;
 mod directory;
 mod idempotency;
 mod ingest;
+mod listing;
 mod pipelines;
 mod rate_limits;
 mod runs;
@@ -24,17 +25,22 @@ use crate::store::{GSI1_PK, GSI1_SK, Item, Key, PK, SK, Table};
 pub use directory::NewApiKey;
 pub use idempotency::{IdempotencyRecord, expiry as idempotency_expiry};
 pub use ingest::{IngestReport, RunWithTasks};
+pub use listing::{PipelineListing, SelectedListing};
 pub use pipelines::PipelineWithSeries;
 
 /// Entry point to every repository operation. Cheap to clone.
 #[derive(Clone)]
 pub struct Repository {
     table: Arc<dyn Table>,
+    listings: Arc<listing::ListingCache>,
 }
 
 impl Repository {
     pub fn new(table: Arc<dyn Table>) -> Self {
-        Self { table }
+        Self {
+            table,
+            listings: Arc::default(),
+        }
     }
 
     pub fn table(&self) -> &dyn Table {

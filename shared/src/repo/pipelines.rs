@@ -11,7 +11,7 @@ use crate::domain::model::{Criticality, Pipeline};
 use crate::domain::summary::RunSeries;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::store::{Condition, Index, Item, Key, Query, SortKey, StoreError, Update, query_all};
+use crate::store::{Condition, Item, Key, StoreError, Update};
 
 /// A pipeline with what its summary is computed from, and whether the caller watches it.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub(crate) fn decode_series(item: &Item) -> Result<RunSeries> {
     RunSeries::decode(text).map_err(Error::internal)
 }
 
-fn pipeline_id_of(item: &Item) -> Option<Uuid> {
+pub(super) fn pipeline_id_of(item: &Item) -> Option<Uuid> {
     item.get("pipeline_id")?.as_str()?.parse().ok()
 }
 
@@ -92,25 +92,10 @@ impl Repository {
         }))
     }
 
-    /// Every pipeline of a space (one query, paged by the backend only past 1 MB).
+    /// Every pipeline of a space, in list order (one query, paged by the backend only past
+    /// 1 MB; never cached).
     pub async fn list_pipelines(&self, space_id: Uuid) -> Result<Vec<Pipeline>> {
-        Ok(self.pipelines_and_watches(space_id).await?.0)
-    }
-
-    /// Every pipeline of a space and the ids of those `user_id` watches, from the same single
-    /// query (watches sort next to their pipelines: see [`keys::watch`]).
-    pub async fn list_pipelines_watched_by(
-        &self,
-        space_id: Uuid,
-        user_id: Uuid,
-    ) -> Result<(Vec<Pipeline>, HashSet<Uuid>)> {
-        let (pipelines, watches) = self.pipelines_and_watches(space_id).await?;
-        let watched = watches
-            .into_iter()
-            .filter(|(watcher, _)| *watcher == user_id)
-            .map(|(_, pipeline_id)| pipeline_id)
-            .collect();
-        Ok((pipelines, watched))
+        Ok(self.read_listing(space_id).await?.pipelines)
     }
 
     /// Ids of the pipelines a user watches in a space.
@@ -119,35 +104,7 @@ impl Repository {
         space_id: Uuid,
         user_id: Uuid,
     ) -> Result<HashSet<Uuid>> {
-        Ok(self.list_pipelines_watched_by(space_id, user_id).await?.1)
-    }
-
-    /// The space's pipelines, and its watches as (user, pipeline) pairs.
-    async fn pipelines_and_watches(
-        &self,
-        space_id: Uuid,
-    ) -> Result<(Vec<Pipeline>, Vec<(Uuid, Uuid)>)> {
-        let query = Query::partition(Index::Primary, keys::space_partition(space_id))
-            .sort(SortKey::BeginsWith(keys::PIPELINE_PREFIX.into()));
-        let mut pipelines = Vec::new();
-        let mut watches = Vec::new();
-        for item in query_all(self.table(), query).await? {
-            let is_watch = item
-                .get("SK")
-                .and_then(Value::as_str)
-                .is_some_and(|sk| sk.contains(keys::WATCH_INFIX));
-            if is_watch {
-                let user = item.get("user_id").and_then(Value::as_str);
-                if let (Some(user), Some(pipeline)) =
-                    (user.and_then(|u| u.parse().ok()), pipeline_id_of(&item))
-                {
-                    watches.push((user, pipeline));
-                }
-            } else {
-                pipelines.push(from_item(item)?);
-            }
-        }
-        Ok((pipelines, watches))
+        Ok(self.read_listing(space_id).await?.watched_by(user_id))
     }
 
     /// Run series of the given pipelines (one batch read per 100 pipelines).
@@ -157,6 +114,9 @@ impl Repository {
             .map(|id| keys::run_series(*id))
             .collect();
         let mut found = HashMap::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(found);
+        }
         for item in self.table.batch_get(&keys).await? {
             if let Some(id) = pipeline_id_of(&item) {
                 found.insert(id, decode_series(&item)?);
@@ -187,7 +147,7 @@ impl Repository {
             .set("provider_metadata", pipeline.provider_metadata.clone())
             .set("synced_at", json(&pipeline.synced_at)?);
         self.table.update(&key, update, None).await?;
-        Ok(())
+        self.bump_listing_version(pipeline.space_id).await
     }
 
     /// Sets the platform-owned governance fields of a pipeline (404 if absent).
@@ -215,7 +175,10 @@ impl Repository {
             .update(&key, update, Some(Condition::Exists))
             .await
         {
-            Ok(item) => from_item(item),
+            Ok(item) => {
+                self.bump_listing_version(space_id).await?;
+                from_item(item)
+            }
             Err(StoreError::ConditionFailed) => Err(Error::NotFound("Pipeline not found")),
             Err(other) => Err(other.into()),
         }
@@ -248,7 +211,7 @@ impl Repository {
             None,
         )?;
         self.table.put(item, None).await?;
-        Ok(())
+        self.bump_listing_version(pipeline.space_id).await
     }
 
     pub async fn delete_watch(
@@ -260,6 +223,6 @@ impl Repository {
         self.table
             .delete(&keys::watch(space_id, user_id, pipeline_id), None)
             .await?;
-        Ok(())
+        self.bump_listing_version(space_id).await
     }
 }

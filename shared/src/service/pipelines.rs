@@ -1,8 +1,8 @@
 //! Listing and reading pipelines with their summaries.
 //!
-//! A list costs two table requests whatever the number of runs: one query for the space's
-//! pipelines with their watches (paged by the backend only past 1 MB), then one batch read of
-//! the run series of the pipelines on the requested page (one per 100 pipelines on the page).
+//! A list reads the space's pipelines from the per-process listing cache (see
+//! `repo::listing`), then the run series of the pipelines on the requested page: one batch
+//! read (with the listing's version check) once the process has listed the space.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -62,15 +62,6 @@ impl PipelineFilter {
     }
 }
 
-/// Sort order of the list: name (case-insensitive), then DAG id, then id — stable across pages.
-fn sort_key(pipeline: &Pipeline) -> (String, String, Uuid) {
-    (
-        pipeline.name.to_lowercase(),
-        pipeline.dag_id.clone(),
-        pipeline.id,
-    )
-}
-
 pub async fn list(
     repo: &Repository,
     caller: &Caller,
@@ -79,26 +70,29 @@ pub async fn list(
     page: PageRequest,
     now: DateTime<Utc>,
 ) -> Result<Paged<PipelineView>> {
-    let (pipelines, watched) = repo
-        .list_pipelines_watched_by(caller.space_id, caller.user_id)
+    // The listing holds the space's pipelines in list order: filter, then cut the page. The
+    // selection is made on the listing returned with it, so its positions index that listing.
+    let found = repo
+        .list_pipelines_selecting(caller.space_id, |listing| {
+            let matching: Vec<usize> = (0..listing.pipelines.len())
+                .filter(|&i| {
+                    let p = &listing.pipelines[i];
+                    filter.matches(p, listing.is_watched(caller.user_id, p.id))
+                })
+                .collect();
+            let total = matching.len() as u64;
+            let on_page = page.slice(matching);
+            let ids = on_page.iter().map(|&i| listing.pipelines[i].id).collect();
+            ((total, on_page), ids)
+        })
         .await?;
-    let mut matching: Vec<Pipeline> = pipelines
-        .into_iter()
-        .filter(|p| filter.matches(p, watched.contains(&p.id)))
-        .collect();
-    matching.sort_by_cached_key(sort_key);
-    let total = matching.len() as u64;
-    let on_page = page.slice(matching);
-    let ids: Vec<Uuid> = on_page.iter().map(|p| p.id).collect();
-    let mut series = if ids.is_empty() {
-        Default::default()
-    } else {
-        repo.series_for(&ids).await?
-    };
+    let (total, on_page) = found.selection;
+    let mut series = found.series;
     let items = on_page
         .into_iter()
-        .map(|pipeline| {
-            let is_watched = watched.contains(&pipeline.id);
+        .map(|i| {
+            let pipeline = found.listing.pipelines[i].clone();
+            let is_watched = found.listing.is_watched(caller.user_id, pipeline.id);
             let pipeline_series = series.remove(&pipeline.id).unwrap_or_default();
             PipelineView::new(pipeline, &pipeline_series, is_watched, days, now)
         })

@@ -1,0 +1,111 @@
+//! The pipeline list is cached per process (`shared::repo::listing`). Another process — a
+//! second Lambda instance, the scheduled sync — writes through its own `Repository`, with its
+//! own cache, to the same table: every kind of write it makes must show in this server's very
+//! next list.
+
+use chrono::{Duration, Utc};
+use orchestration_tests::app::{TestApp, body, run, task_run};
+use orchestration_tests::{Backend, on_both_backends};
+use serde_json::Value;
+use shared::domain::model::{Criticality, Pipeline, RunStatus};
+use shared::repo::Repository;
+
+/// The list as this server answers it: (dag id, criticality, status, watched) per pipeline.
+async fn listed(app: &TestApp, query: &str) -> Vec<(String, Value, Value, Value)> {
+    let (status, list) = body(
+        app.get(&format!("/pipelines{query}"), Some(&app.keys.viewer))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            (
+                p["dag_id"].as_str().unwrap().to_string(),
+                p["criticality"].clone(),
+                p["status"].clone(),
+                p["watched"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn dag_ids(list: &[(String, Value, Value, Value)]) -> Vec<&str> {
+    list.iter().map(|(dag, ..)| dag.as_str()).collect()
+}
+
+async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = app.add_pipeline(&app.connector, "alpha", |_| {}).await;
+    let b = app.add_pipeline(&app.connector, "bravo", |_| {}).await;
+    // This server caches the listing...
+    assert_eq!(dag_ids(&listed(&app, "").await), ["alpha", "bravo"]);
+    // ...and another process writes with a cache of its own.
+    let other = Repository::new(app.requests.clone());
+    let now = Utc::now();
+
+    other
+        .set_pipeline_governance(
+            app.space.id,
+            b.id,
+            None,
+            Some(Some(Criticality::High)),
+            app.admin_id,
+            now,
+        )
+        .await
+        .unwrap();
+    let list = listed(&app, "").await;
+    assert_eq!(list[1].1, "high", "governance write: {list:?}");
+
+    other.put_watch(&a, app.viewer_id, now).await.unwrap();
+    assert_eq!(listed(&app, "").await[0].3, true, "watch");
+    assert_eq!(
+        dag_ids(&listed(&app, "?watched_only=true").await),
+        ["alpha"]
+    );
+    other
+        .delete_watch(app.space.id, app.viewer_id, a.id)
+        .await
+        .unwrap();
+    assert_eq!(listed(&app, "").await[0].3, false, "unwatch");
+
+    // A sync renames a DAG (the order changes) and adds one.
+    let renamed = Pipeline {
+        name: "zulu".into(),
+        synced_at: now,
+        ..a.clone()
+    };
+    other.upsert_pipeline_metadata(&renamed).await.unwrap();
+    let mut charlie = orchestration_tests::app::pipeline(&app.connector, "charlie");
+    charlie.synced_at = now;
+    other.upsert_pipeline_metadata(&charlie).await.unwrap();
+    assert_eq!(
+        dag_ids(&listed(&app, "").await),
+        ["bravo", "charlie", "alpha"],
+        "renamed and added pipelines, in name order"
+    );
+
+    // Ingested runs change the pipeline's status.
+    let failed = run(
+        &b,
+        "scheduled__1",
+        Duration::hours(1),
+        RunStatus::Failed,
+        Some(30),
+    );
+    let mut failed = failed;
+    let task = task_run(&failed.run, "work", 1, "failed", Some(20));
+    failed.task_runs.push(task);
+    other
+        .ingest_runs(&b, vec![failed], Utc::now())
+        .await
+        .unwrap();
+    let list = listed(&app, "?status=failed").await;
+    assert_eq!(dag_ids(&list), ["bravo"], "ingest: {list:?}");
+    assert_eq!(list[0].2, "failed");
+}
+
+on_both_backends!(writes_by_another_process_show_in_the_next_list);
