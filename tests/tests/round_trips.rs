@@ -20,13 +20,14 @@ use shared::config::AccessConfig;
 use shared::domain::model::{Pipeline, RunStatus};
 
 /// The read endpoints, with their budget of table requests (authentication cached).
-const BUDGETS: [(&str, u64); 12] = [
+const BUDGETS: [(&str, u64); 13] = [
     ("list pipelines", 2),
     ("list pipelines, filtered", 2),
     ("list pipelines, days=90", 2),
     ("get pipeline", 1),
     ("list runs", 2),
     ("list runs, date range", 2),
+    ("list runs, a page of many", 2),
     ("get run", 1),
     ("list run comments", 2),
     ("list task-run comments", 2),
@@ -131,6 +132,7 @@ async fn measure(backend: Backend, pipelines: usize, runs_each: i64) -> Vec<u64>
         format!("/pipelines/{}", p.id),
         format!("/pipelines/{}/runs", p.id),
         deep_range,
+        format!("/pipelines/{}/runs?size=1&page=2", p.id),
         format!("/runs/{}", run.id),
         format!("/runs/{}/comments", run.id),
         format!("/task-runs/{}/comments", task_run.id),

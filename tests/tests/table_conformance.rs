@@ -8,7 +8,7 @@ use orchestration_tests::{Backend, TestTable, on_both_backends};
 use serde_json::{Value, json};
 use shared::store::{
     BatchOp, Condition, GSI1_PK, GSI1_SK, Index, Item, Key, MAX_TRANSACTION_OPS, PK, Query, SK,
-    SortKey, StoreError, Table, TransactOp, Update, query_all,
+    SortKey, StoreError, Table, TransactOp, Update, count_all, query_all,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -918,6 +918,17 @@ async fn query_primary_sort_key_operators(backend: Backend) {
         let mut reversed = expected.clone();
         reversed.reverse();
         assert_eq!(sks(&descending), reversed, "descending {sort:?}");
+        // A count matches the query's items, whatever its limit or direction.
+        for query in [
+            Query::partition(Index::Primary, "P1").sort(sort.clone()),
+            Query::partition(Index::Primary, "P1")
+                .sort(sort.clone())
+                .descending()
+                .limit(1),
+        ] {
+            let counted = count_all(table, query).await.expect("count");
+            assert_eq!(counted, expected.len() as u64, "count {sort:?}");
+        }
         // A single query without a limit returns everything in one page.
         let page = table
             .query(&Query::partition(Index::Primary, "P1").sort(sort.clone()))
@@ -1169,6 +1180,22 @@ async fn gsi1_query_sparse_and_sort_operators(backend: Backend) {
         let mut reversed = expected.clone();
         reversed.reverse();
         assert_eq!(gsks(&descending), reversed, "descending {sort:?}");
+        let counted = count_all(
+            table,
+            Query::partition(Index::Gsi1, "G")
+                .sort(sort.clone())
+                .limit(2),
+        )
+        .await
+        .expect("count");
+        assert_eq!(counted, expected.len() as u64, "count {sort:?}");
+    }
+    // Counts see neither unindexed items nor other index partitions.
+    for (partition, expected) in [("G1", 1), ("H", 1), ("IT#5", 0), ("G2", 0)] {
+        let counted = count_all(table, Query::partition(Index::Gsi1, partition))
+            .await
+            .expect("count");
+        assert_eq!(counted, expected, "count of {partition}");
     }
 
     // Projection is ALL: whole items come back.

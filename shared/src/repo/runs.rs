@@ -9,7 +9,7 @@ use super::{Repository, from_item};
 use crate::domain::model::{Run, TaskRun};
 use crate::error::Result;
 use crate::keys;
-use crate::store::{BatchOp, Index, Query, SortKey, query_all};
+use crate::store::{BatchOp, Index, Query, SortKey, count_all, query_all};
 
 impl Repository {
     /// A run with all its task runs (one query: they share the run's partition).
@@ -52,24 +52,38 @@ impl Repository {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<Run>> {
-        // Sort keys are "<stamp>#<run id>"; '$' sorts right after '#', so "<to>$" bounds every
-        // run positioned exactly at `to`.
-        let upper = to.map(|to| format!("{}$", keys::stamp(to)));
-        let lower = from.map(keys::stamp);
-        let sort = match (lower, upper) {
-            (Some(low), Some(high)) => SortKey::Between(low, high),
-            (Some(low), None) => SortKey::GreaterOrEqual(low),
-            (None, Some(high)) => SortKey::LessThan(high),
-            (None, None) => SortKey::Any,
-        };
-        let query = Query::partition(Index::Gsi1, keys::runs_of(pipeline_id))
-            .sort(sort)
-            .descending();
-        query_all(self.table(), query)
+        query_all(self.table(), runs_query(pipeline_id, from, to))
             .await?
             .into_iter()
             .map(from_item)
             .collect()
+    }
+
+    /// A pipeline's newest `limit` runs: reads no more than that.
+    pub async fn newest_runs(&self, pipeline_id: Uuid, limit: u32) -> Result<Vec<Run>> {
+        let mut query = runs_query(pipeline_id, None, None).limit(limit.max(1));
+        let mut runs = Vec::new();
+        while (runs.len() as u32) < limit {
+            let page = self.table.query(&query).await?;
+            for item in page.items {
+                runs.push(from_item(item)?);
+            }
+            // DynamoDB may end a page at 1 MB before the limit.
+            match page.next {
+                Some(cursor) => {
+                    query.start = Some(cursor);
+                    query.limit = Some(limit.saturating_sub(runs.len() as u32).max(1));
+                }
+                None => break,
+            }
+        }
+        runs.truncate(limit as usize);
+        Ok(runs)
+    }
+
+    /// How many runs a pipeline has, counted in its index without reading them.
+    pub async fn count_runs(&self, pipeline_id: Uuid) -> Result<u64> {
+        Ok(count_all(self.table(), runs_query(pipeline_id, None, None)).await?)
     }
 
     /// The stored runs among `run_ids` (one batch read per 100).
@@ -132,4 +146,21 @@ impl Repository {
             .await?;
         page.items.into_iter().next().map(from_item).transpose()
     }
+}
+
+/// A pipeline's runs positioned in `[from, to]`, newest first.
+fn runs_query(pipeline_id: Uuid, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Query {
+    // Sort keys are "<stamp>#<run id>"; '$' sorts right after '#', so "<to>$" bounds every
+    // run positioned exactly at `to`.
+    let upper = to.map(|to| format!("{}$", keys::stamp(to)));
+    let lower = from.map(keys::stamp);
+    let sort = match (lower, upper) {
+        (Some(low), Some(high)) => SortKey::Between(low, high),
+        (Some(low), None) => SortKey::GreaterOrEqual(low),
+        (None, Some(high)) => SortKey::LessThan(high),
+        (None, None) => SortKey::Any,
+    };
+    Query::partition(Index::Gsi1, keys::runs_of(pipeline_id))
+        .sort(sort)
+        .descending()
 }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    BatchOp, Condition, Item, Key, PK, Query, QueryPage, StoreResult, Table, TransactOp, Update,
+    BatchOp, Condition, CountPage, Item, Key, PK, Query, QueryPage, StoreResult, Table, TransactOp,
+    Update,
 };
 
 pub struct CountingTable {
@@ -39,7 +40,7 @@ impl CountingTable {
         std::mem::take(&mut self.written.lock().expect("counter lock"))
     }
 
-    fn count(&self) {
+    fn tally(&self) {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -56,17 +57,17 @@ fn partition(item: &Item) -> &str {
 #[async_trait]
 impl Table for CountingTable {
     async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
-        self.count();
+        self.tally();
         self.inner.get(key).await
     }
 
     async fn batch_get(&self, keys: &[Key]) -> StoreResult<Vec<Item>> {
-        self.count();
+        self.tally();
         self.inner.batch_get(keys).await
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> StoreResult<()> {
-        self.count();
+        self.tally();
         self.wrote([partition(&item)]);
         self.inner.put(item, condition).await
     }
@@ -77,24 +78,29 @@ impl Table for CountingTable {
         update: Update,
         condition: Option<Condition>,
     ) -> StoreResult<Item> {
-        self.count();
+        self.tally();
         self.wrote([key.pk.as_str()]);
         self.inner.update(key, update, condition).await
     }
 
     async fn delete(&self, key: &Key, condition: Option<Condition>) -> StoreResult<()> {
-        self.count();
+        self.tally();
         self.wrote([key.pk.as_str()]);
         self.inner.delete(key, condition).await
     }
 
     async fn query(&self, query: &Query) -> StoreResult<QueryPage> {
-        self.count();
+        self.tally();
         self.inner.query(query).await
     }
 
+    async fn count(&self, query: &Query) -> StoreResult<CountPage> {
+        self.tally();
+        self.inner.count(query).await
+    }
+
     async fn batch_write(&self, ops: Vec<BatchOp>) -> StoreResult<()> {
-        self.count();
+        self.tally();
         self.wrote(ops.iter().map(|op| match op {
             BatchOp::Put(item) => partition(item),
             BatchOp::Delete(key) => key.pk.as_str(),
@@ -103,7 +109,7 @@ impl Table for CountingTable {
     }
 
     async fn transact_write(&self, ops: Vec<TransactOp>) -> StoreResult<()> {
-        self.count();
+        self.tally();
         self.wrote(ops.iter().filter_map(|op| match op {
             TransactOp::Put { item, .. } => Some(partition(item)),
             TransactOp::Update { key, .. } | TransactOp::Delete { key, .. } => {

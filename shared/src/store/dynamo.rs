@@ -14,16 +14,16 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
     GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
-    Put, PutRequest, ReturnValue, ScalarAttributeType, TransactWriteItem, Update as DynamoUpdate,
-    WriteRequest,
+    Put, PutRequest, ReturnValue, ScalarAttributeType, Select, TransactWriteItem,
+    Update as DynamoUpdate, WriteRequest,
 };
 use serde_dynamo::aws_sdk_dynamodb_1 as convert;
 use serde_json::Value;
 
 use super::{
-    BatchOp, Condition, Cursor, GSI1_NAME, GSI1_PK, GSI1_SK, Index, Item, Key, PK, Query,
-    QueryPage, SK, SortKey, StoreError, StoreResult, Table, TransactOp, Update, validate_item_keys,
-    validate_key,
+    BatchOp, Condition, CountPage, Cursor, GSI1_NAME, GSI1_PK, GSI1_SK, Index, Item, Key, PK,
+    Query, QueryPage, SK, SortKey, StoreError, StoreResult, Table, TransactOp, Update,
+    validate_item_keys, validate_key,
 };
 
 type Attributes = HashMap<String, AttributeValue>;
@@ -337,6 +337,56 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter / 2)).await;
 }
 
+/// A `LastEvaluatedKey` as the port's cursor.
+fn cursor(keys: Attributes) -> Cursor {
+    Cursor(
+        keys.into_iter()
+            .filter_map(|(name, value)| match value {
+                AttributeValue::S(s) => Some((name, s)),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+impl DynamoTable {
+    /// The Query request for a port query, or `None` when it can match nothing.
+    fn query_request(
+        &self,
+        query: &Query,
+    ) -> StoreResult<Option<aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder>> {
+        // Same check as the embedded adapter: no stored item can have such a key.
+        if query.partition.is_empty() || query.partition.contains('\0') {
+            return Err(StoreError::Invalid("invalid partition key".into()));
+        }
+        // DynamoDB rejects BETWEEN a AND b with a > b; it matches nothing, as on the embedded store.
+        if matches!(&query.sort, SortKey::Between(low, high) if low.as_bytes() > high.as_bytes()) {
+            return Ok(None);
+        }
+        let mut placeholders = Placeholders::default();
+        let expression = key_condition(&mut placeholders, query);
+        let start = query.start.as_ref().map(|Cursor(keys)| {
+            keys.iter()
+                .map(|(name, value)| (name.clone(), AttributeValue::S(value.clone())))
+                .collect::<Attributes>()
+        });
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(expression)
+            .set_expression_attribute_names(placeholders.names())
+            .set_expression_attribute_values(placeholders.values())
+            .scan_index_forward(query.forward)
+            .set_limit(query.limit.map(|l| l.clamp(1, i32::MAX as u32) as i32))
+            .set_exclusive_start_key(start);
+        Ok(Some(match query.index {
+            Index::Primary => request.consistent_read(true),
+            Index::Gsi1 => request.index_name(GSI1_NAME),
+        }))
+    }
+}
+
 #[async_trait]
 impl Table for DynamoTable {
     async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
@@ -472,34 +522,8 @@ impl Table for DynamoTable {
     }
 
     async fn query(&self, query: &Query) -> StoreResult<QueryPage> {
-        // Same check as the embedded adapter: no stored item can have such a key.
-        if query.partition.is_empty() || query.partition.contains('\0') {
-            return Err(StoreError::Invalid("invalid partition key".into()));
-        }
-        // DynamoDB rejects BETWEEN a AND b with a > b; it matches nothing, as on the embedded store.
-        if matches!(&query.sort, SortKey::Between(low, high) if low.as_bytes() > high.as_bytes()) {
+        let Some(request) = self.query_request(query)? else {
             return Ok(QueryPage::default());
-        }
-        let mut placeholders = Placeholders::default();
-        let expression = key_condition(&mut placeholders, query);
-        let start = query.start.as_ref().map(|Cursor(keys)| {
-            keys.iter()
-                .map(|(name, value)| (name.clone(), AttributeValue::S(value.clone())))
-                .collect::<Attributes>()
-        });
-        let mut request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(expression)
-            .set_expression_attribute_names(placeholders.names())
-            .set_expression_attribute_values(placeholders.values())
-            .scan_index_forward(query.forward)
-            .set_limit(query.limit.map(|l| l.clamp(1, i32::MAX as u32) as i32))
-            .set_exclusive_start_key(start);
-        request = match query.index {
-            Index::Primary => request.consistent_read(true),
-            Index::Gsi1 => request.index_name(GSI1_NAME),
         };
         let output = request.send().await.map_err(sdk_error)?;
         let items = output
@@ -508,17 +532,27 @@ impl Table for DynamoTable {
             .into_iter()
             .map(from_attributes)
             .collect::<StoreResult<Vec<_>>>()?;
-        let next = output.last_evaluated_key.map(|keys| {
-            Cursor(
-                keys.into_iter()
-                    .filter_map(|(name, value)| match value {
-                        AttributeValue::S(s) => Some((name, s)),
-                        _ => None,
-                    })
-                    .collect(),
-            )
-        });
+        let next = output.last_evaluated_key.map(cursor);
         Ok(QueryPage { items, next })
+    }
+
+    async fn count(&self, query: &Query) -> StoreResult<CountPage> {
+        let unlimited = Query {
+            limit: None,
+            ..query.clone()
+        };
+        let Some(request) = self.query_request(&unlimited)? else {
+            return Ok(CountPage::default());
+        };
+        let output = request
+            .select(Select::Count)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(CountPage {
+            count: output.count.max(0) as u64,
+            next: output.last_evaluated_key.map(cursor),
+        })
     }
 
     async fn batch_write(&self, ops: Vec<BatchOp>) -> StoreResult<()> {

@@ -140,6 +140,14 @@ pub struct QueryPage {
     pub next: Option<Cursor>,
 }
 
+/// One page of [`Table::count`].
+#[derive(Debug, Clone, Default)]
+pub struct CountPage {
+    pub count: u64,
+    /// Present when more items may match; pass it back as `Query::start`.
+    pub next: Option<Cursor>,
+}
+
 /// An unconditional write inside [`Table::batch_write`].
 #[derive(Debug, Clone)]
 pub enum BatchOp {
@@ -222,6 +230,11 @@ pub trait Table: Send + Sync + 'static {
     /// One page of a key-condition query.
     async fn query(&self, query: &Query) -> StoreResult<QueryPage>;
 
+    /// How many items a query matches, without returning them (DynamoDB's `Select: COUNT`), one
+    /// page at a time: a page still stops where DynamoDB stops reading (1 MB). `limit` is
+    /// ignored.
+    async fn count(&self, query: &Query) -> StoreResult<CountPage>;
+
     /// Unconditional puts and deletes, any number (adapters chunk and retry unprocessed items).
     /// Not atomic as a whole: use [`Table::transact_write`] when it must be.
     async fn batch_write(&self, ops: Vec<BatchOp>) -> StoreResult<()>;
@@ -242,6 +255,19 @@ pub async fn query_all(table: &dyn Table, mut query: Query) -> StoreResult<Vec<I
         match page.next {
             Some(cursor) => query.start = Some(cursor),
             None => return Ok(items),
+        }
+    }
+}
+
+/// Counts a query's items to the end, following cursors.
+pub async fn count_all(table: &dyn Table, mut query: Query) -> StoreResult<u64> {
+    let mut count = 0;
+    loop {
+        let page = table.count(&query).await?;
+        count += page.count;
+        match page.next {
+            Some(cursor) => query.start = Some(cursor),
+            None => return Ok(count),
         }
     }
 }
