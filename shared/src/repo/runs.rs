@@ -59,9 +59,15 @@ impl Repository {
             .collect()
     }
 
-    /// A pipeline's newest `limit` runs: reads no more than that.
-    pub async fn newest_runs(&self, pipeline_id: Uuid, limit: u32) -> Result<Vec<Run>> {
+    /// A pipeline's newest (or oldest) `limit` runs, in that order: reads no more than that.
+    pub async fn runs_from_end(
+        &self,
+        pipeline_id: Uuid,
+        limit: u32,
+        newest_first: bool,
+    ) -> Result<Vec<Run>> {
         let mut query = runs_query(pipeline_id, None, None).limit(limit.max(1));
+        query.forward = !newest_first;
         let mut runs = Vec::new();
         while (runs.len() as u32) < limit {
             let page = self.table.query(&query).await?;

@@ -75,19 +75,50 @@ pub async fn list(
     Ok(Paged { items, total, page })
 }
 
-/// Without filters, a page reads only the runs up to its end, and the total is counted in the
-/// index, so the cost does not grow with the pipeline's history (up to the page's depth).
+/// Without filters, the total is counted in the index and a page reads only the runs between
+/// it and the nearer end of the history, so the cost does not grow with the pipeline's
+/// history on the first and last pages (and at most half of it in the middle).
 async fn list_unfiltered(
     repo: &Repository,
     caller: &Caller,
     pipeline_id: Uuid,
     page: PageRequest,
 ) -> Result<Paged<RunView>> {
-    let not_found = || Error::NotFound("Pipeline not found");
-    let wanted = (page.offset() as u64 + u64::from(page.size)).min(u64::from(u32::MAX)) as u32;
-    let runs = repo.newest_runs(pipeline_id, wanted).await?;
+    let offset = page.offset() as u64;
+    let size = u64::from(page.size);
+    let (runs, total) = if offset == 0 {
+        // The first page: no count needed when it is not full.
+        let runs = repo.runs_from_end(pipeline_id, page.size, true).await?;
+        let total = if runs.len() < page.size as usize {
+            runs.len() as u64
+        } else {
+            repo.count_runs(pipeline_id).await?
+        };
+        (runs, total)
+    } else {
+        let total = repo.count_runs(pipeline_id).await?;
+        let runs = if offset >= total {
+            Vec::new()
+        } else if offset + size <= total - offset {
+            let mut runs = repo
+                .runs_from_end(pipeline_id, clamp_u32(offset + size), true)
+                .await?;
+            runs.drain(..(offset as usize).min(runs.len()));
+            runs
+        } else {
+            // Nearer the oldest end: read from there (positions counted from the end).
+            let mut runs = repo
+                .runs_from_end(pipeline_id, clamp_u32(total - offset), false)
+                .await?;
+            runs.drain(..(total - offset).saturating_sub(size) as usize);
+            runs.reverse();
+            runs
+        };
+        (runs, total)
+    };
     // Runs carry their pipeline's space: they prove the pipeline is the caller's. Without
     // runs, the pipeline itself must be found in the caller's space.
+    let not_found = || Error::NotFound("Pipeline not found");
     match runs.first() {
         Some(run) if run.space_id != caller.space_id => return Err(not_found()),
         Some(_) => {}
@@ -97,12 +128,11 @@ async fn list_unfiltered(
                 .ok_or_else(not_found)?;
         }
     }
-    let total = if runs.len() < wanted as usize {
-        runs.len() as u64
-    } else {
-        repo.count_runs(pipeline_id).await?
-    };
-    let items = page.slice(runs).into_iter().map(RunView::from).collect();
+    let items = runs
+        .into_iter()
+        .take(page.size as usize)
+        .map(RunView::from)
+        .collect();
     Ok(Paged { items, total, page })
 }
 
@@ -119,4 +149,8 @@ pub async fn get(repo: &Repository, caller: &Caller, run_id: Uuid) -> Result<Run
         run: RunView::from(run),
         task_runs: task_runs.into_iter().map(Into::into).collect(),
     })
+}
+
+fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
