@@ -32,8 +32,10 @@ use crate::store::{Index, Item, Key, Query, SK, SortKey, Update, query_all};
 
 /// How long a cached listing may be used without being re-read, whatever its version says.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
-/// Spaces cached per process; past this, the least recently loaded listing is dropped.
-const MAX_SPACES: usize = 64;
+/// Pipelines cached per process, all spaces together (a decoded pipeline is a few KB; the
+/// API functions have 256 MB). Past this, the least recently loaded listings are dropped; a
+/// single larger space is still cached on its own.
+const MAX_CACHED_PIPELINES: usize = 20_000;
 const VERSION_ATTR: &str = "version";
 
 /// Every pipeline of a space, in list order, with the space's watches.
@@ -93,13 +95,19 @@ impl ListingCache {
             if held.listing.version > listing.version && held.loaded_at.elapsed() < MAX_AGE {
                 return;
             }
-        } else if entries.len() >= MAX_SPACES {
-            let oldest = entries
+        }
+        entries.remove(&space_id);
+        let mut cached: usize = entries.values().map(|c| c.listing.pipelines.len()).sum();
+        while cached + listing.pipelines.len() > MAX_CACHED_PIPELINES {
+            let Some(oldest) = entries
                 .iter()
-                .min_by_key(|(_, cached)| cached.loaded_at)
-                .map(|(space, _)| *space);
-            if let Some(oldest) = oldest {
-                entries.remove(&oldest);
+                .min_by_key(|(_, c)| c.loaded_at)
+                .map(|(space, _)| *space)
+            else {
+                break;
+            };
+            if let Some(dropped) = entries.remove(&oldest) {
+                cached -= dropped.listing.pipelines.len();
             }
         }
         let loaded_at = Instant::now();
