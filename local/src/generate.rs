@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use shared::demo::{self, MirroredRun};
 use shared::domain::ids;
 use shared::domain::model::{
-    AirflowApiVersion, Connector, ConnectorAuth, Criticality, Pipeline, Provider, Role, RunStatus,
-    SecretRef, TaskRun, Team,
+    AirflowApiVersion, Connector, ConnectorAuth, Criticality, Pipeline, Provider, Role, SecretRef,
+    TaskRun, Team,
 };
 use shared::repo::{Repository, RunWithTasks};
 use tokio::task::JoinSet;
@@ -800,13 +800,7 @@ fn build_run(
         .max()
         .unwrap_or(cursor)
         + Duration::seconds(1);
-    let (status, ended) = if still_running {
-        (RunStatus::Running, None)
-    } else if failed {
-        (RunStatus::Failed, Some(finished_at))
-    } else {
-        (RunStatus::Success, Some(finished_at))
-    };
+    let (status, ended) = demo::run_outcome(still_running, failed, finished_at);
     let run = demo::mirrored_run(
         pipeline,
         MirroredRun {

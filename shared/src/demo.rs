@@ -753,13 +753,7 @@ fn build_run(
             failed = true;
         }
     }
-    let (status, ended) = if still_running {
-        (RunStatus::Running, None)
-    } else if failed {
-        (RunStatus::Failed, Some(cursor + Duration::seconds(1)))
-    } else {
-        (RunStatus::Success, Some(cursor + Duration::seconds(1)))
-    };
+    let (status, ended) = run_outcome(still_running, failed, cursor + Duration::seconds(1));
     let run = mirrored_run(
         pipeline,
         MirroredRun {
@@ -776,6 +770,21 @@ fn build_run(
         now,
     );
     RunWithTasks { run, task_runs }
+}
+
+/// A generated run's status and end: running (no end), failed or succeeded at `finished_at`.
+pub fn run_outcome(
+    still_running: bool,
+    failed: bool,
+    finished_at: DateTime<Utc>,
+) -> (RunStatus, Option<DateTime<Utc>>) {
+    if still_running {
+        (RunStatus::Running, None)
+    } else if failed {
+        (RunStatus::Failed, Some(finished_at))
+    } else {
+        (RunStatus::Success, Some(finished_at))
+    }
 }
 
 /// What differs between the runs [`mirrored_run`] builds.

@@ -89,14 +89,13 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
     );
 
     // Ingested runs change the pipeline's status.
-    let failed = run(
+    let mut failed = run(
         &b,
         "scheduled__1",
         Duration::hours(1),
         RunStatus::Failed,
         Some(30),
     );
-    let mut failed = failed;
     let task = task_run(&failed.run, "work", 1, "failed", Some(20));
     failed.task_runs.push(task);
     other

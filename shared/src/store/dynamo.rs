@@ -111,6 +111,42 @@ impl DynamoTable {
             Err(error) => Err(sdk_error(error)),
         }
     }
+
+    /// The Query request for a port query, or `None` when it can match nothing.
+    fn query_request(
+        &self,
+        query: &Query,
+    ) -> StoreResult<Option<aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder>> {
+        // Same check as the embedded adapter: no stored item can have such a key.
+        if query.partition.is_empty() || query.partition.contains('\0') {
+            return Err(StoreError::Invalid("invalid partition key".into()));
+        }
+        // DynamoDB rejects BETWEEN a AND b with a > b; it matches nothing, as on the embedded store.
+        if matches!(&query.sort, SortKey::Between(low, high) if low.as_bytes() > high.as_bytes()) {
+            return Ok(None);
+        }
+        let mut placeholders = Placeholders::default();
+        let expression = key_condition(&mut placeholders, query);
+        let start = query.start.as_ref().map(|Cursor(keys)| {
+            keys.iter()
+                .map(|(name, value)| (name.clone(), AttributeValue::S(value.clone())))
+                .collect::<Attributes>()
+        });
+        let request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(expression)
+            .set_expression_attribute_names(placeholders.names())
+            .set_expression_attribute_values(placeholders.values())
+            .scan_index_forward(query.forward)
+            .set_limit(query.limit.map(|l| l.clamp(1, i32::MAX as u32) as i32))
+            .set_exclusive_start_key(start);
+        Ok(Some(match query.index {
+            Index::Primary => request.consistent_read(true),
+            Index::Gsi1 => request.index_name(GSI1_NAME),
+        }))
+    }
 }
 
 fn to_attributes(item: &Item) -> StoreResult<Attributes> {
@@ -347,44 +383,6 @@ fn cursor(keys: Attributes) -> Cursor {
             })
             .collect(),
     )
-}
-
-impl DynamoTable {
-    /// The Query request for a port query, or `None` when it can match nothing.
-    fn query_request(
-        &self,
-        query: &Query,
-    ) -> StoreResult<Option<aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder>> {
-        // Same check as the embedded adapter: no stored item can have such a key.
-        if query.partition.is_empty() || query.partition.contains('\0') {
-            return Err(StoreError::Invalid("invalid partition key".into()));
-        }
-        // DynamoDB rejects BETWEEN a AND b with a > b; it matches nothing, as on the embedded store.
-        if matches!(&query.sort, SortKey::Between(low, high) if low.as_bytes() > high.as_bytes()) {
-            return Ok(None);
-        }
-        let mut placeholders = Placeholders::default();
-        let expression = key_condition(&mut placeholders, query);
-        let start = query.start.as_ref().map(|Cursor(keys)| {
-            keys.iter()
-                .map(|(name, value)| (name.clone(), AttributeValue::S(value.clone())))
-                .collect::<Attributes>()
-        });
-        let request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(expression)
-            .set_expression_attribute_names(placeholders.names())
-            .set_expression_attribute_values(placeholders.values())
-            .scan_index_forward(query.forward)
-            .set_limit(query.limit.map(|l| l.clamp(1, i32::MAX as u32) as i32))
-            .set_exclusive_start_key(start);
-        Ok(Some(match query.index {
-            Index::Primary => request.consistent_read(true),
-            Index::Gsi1 => request.index_name(GSI1_NAME),
-        }))
-    }
 }
 
 #[async_trait]
