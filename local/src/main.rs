@@ -66,7 +66,11 @@ async fn main() -> anyhow::Result<()> {
         (config, _) => config,
     };
     let dynamo = match &config {
-        StoreConfig::DynamoDb { table } => Some(DynamoTable::from_env(table.clone()).await),
+        StoreConfig::DynamoDb { table } => Some(
+            DynamoTable::from_env(table.clone())
+                .await
+                .context("cannot open the store")?,
+        ),
         StoreConfig::Embedded { .. } => None,
     };
     let table = match &dynamo {
@@ -82,7 +86,9 @@ async fn main() -> anyhow::Result<()> {
                 load_demo(&repo).await?;
             }
             let access = shared::config::AccessConfig::from_env().map_err(anyhow::Error::msg)?;
-            let state = AppState::with_access(repo, access);
+            let mut state = AppState::with_access(repo, access);
+            state.request_deadline =
+                shared::config::request_deadline_from_env().map_err(anyhow::Error::msg)?;
             local::serve(state, SocketAddr::new(host, port)).await?;
         }
         Command::Demo => load_demo(&repo).await?,

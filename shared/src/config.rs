@@ -52,7 +52,9 @@ impl StoreConfig {
 
     pub async fn open(&self) -> Result<Arc<dyn Table>, StoreError> {
         Ok(match self {
-            StoreConfig::DynamoDb { table } => Arc::new(DynamoTable::from_env(table.clone()).await),
+            StoreConfig::DynamoDb { table } => {
+                Arc::new(DynamoTable::from_env(table.clone()).await?)
+            }
             StoreConfig::Embedded { data_dir } => {
                 Arc::new(EmbeddedTable::open(&data_dir.join(EMBEDDED_FILE))?)
             }
@@ -122,5 +124,59 @@ impl AccessConfig {
             config.rate_limit_per_minute = (limit > 0).then_some(limit);
         }
         Ok(config)
+    }
+}
+
+/// Seconds a request that calls Airflow (sync, trigger) may take before it answers.
+pub const REQUEST_DEADLINE_ENV: &str = "ORCHESTRATION_REQUEST_DEADLINE_SECONDS";
+/// The default: well under API Gateway's 29 s, with room for the function's own start.
+pub const DEFAULT_REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(25);
+/// Accepted values: at least 5 s (a sync needs a few round trips), at most 28 s (API Gateway
+/// cuts the request at 29 s and the caller would get its bare 503 instead of ours).
+const REQUEST_DEADLINE_RANGE: std::ops::RangeInclusive<u64> = 5..=28;
+
+/// The request deadline from `ORCHESTRATION_REQUEST_DEADLINE_SECONDS` (default 25 s).
+pub fn request_deadline_from_env() -> Result<std::time::Duration, String> {
+    request_deadline_from_lookup(|name| std::env::var(name).ok())
+}
+
+/// Like [`request_deadline_from_env`], reading variables through `lookup`.
+pub fn request_deadline_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<std::time::Duration, String> {
+    match lookup(REQUEST_DEADLINE_ENV) {
+        Some(text) if !text.trim().is_empty() => match text.trim().parse::<u64>() {
+            Ok(seconds) if REQUEST_DEADLINE_RANGE.contains(&seconds) => {
+                Ok(std::time::Duration::from_secs(seconds))
+            }
+            _ => Err(format!(
+                "{REQUEST_DEADLINE_ENV} must be a whole number of seconds from {} to {}, got {text:?}",
+                REQUEST_DEADLINE_RANGE.start(),
+                REQUEST_DEADLINE_RANGE.end()
+            )),
+        },
+        _ => Ok(DEFAULT_REQUEST_DEADLINE),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_deadline_is_bounded_by_api_gateway() {
+        let with = |value: &str| {
+            let value = value.to_string();
+            request_deadline_from_lookup(move |_| Some(value.clone()))
+        };
+        assert_eq!(
+            request_deadline_from_lookup(|_| None),
+            Ok(DEFAULT_REQUEST_DEADLINE)
+        );
+        assert_eq!(with(" 12 "), Ok(std::time::Duration::from_secs(12)));
+        for bad in ["4", "29", "-1", "ten", "2.5"] {
+            let error = with(bad).unwrap_err();
+            assert!(error.contains(REQUEST_DEADLINE_ENV), "{error}");
+        }
     }
 }

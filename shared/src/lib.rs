@@ -9,12 +9,14 @@
 pub mod airflow;
 pub mod api;
 pub mod auth;
+pub mod aws;
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod lambda;
 pub mod repo;
 pub mod secrets;
 pub mod service;

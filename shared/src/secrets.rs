@@ -34,12 +34,25 @@ impl SecretResolver {
             SecretRef::SecretsManager(arn) => {
                 let client = self
                     .client
-                    .get_or_init(|| async {
-                        let config =
-                            aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-                        aws_sdk_secretsmanager::Client::new(&config)
+                    .get_or_try_init(|| async {
+                        let config = crate::aws::sdk_config().await.map_err(|reason| {
+                            SecretError::SecretsManager {
+                                arn: arn.clone(),
+                                reason,
+                            }
+                        })?;
+                        let mut builder = aws_sdk_secretsmanager::config::Builder::from(&config);
+                        if let Some(endpoint) = crate::aws::blank_endpoint_override(
+                            "AWS_ENDPOINT_URL_SECRETSMANAGER",
+                            &config,
+                        ) {
+                            builder.set_endpoint_url(endpoint);
+                        }
+                        Ok::<_, SecretError>(aws_sdk_secretsmanager::Client::from_conf(
+                            builder.build(),
+                        ))
                     })
-                    .await;
+                    .await?;
                 let output = client
                     .get_secret_value()
                     .secret_id(arn)

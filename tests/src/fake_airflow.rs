@@ -35,6 +35,10 @@ pub enum Fault {
     /// The real answer's head and half its body, then the connection closes (the body is
     /// shorter than its `Content-Length`).
     Truncated,
+    /// The connection is accepted and the request read, but nothing is ever answered.
+    Hang,
+    /// The real answer, one byte a second.
+    Drip,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +434,10 @@ impl Respond for Responder {
                 .insert_header(fault_proxy::FAULT_HEADER, fault_proxy::RESET),
             Some(Fault::Truncated) => answer(&mut state, request)
                 .insert_header(fault_proxy::FAULT_HEADER, fault_proxy::TRUNCATE),
+            Some(Fault::Hang) => ResponseTemplate::new(200)
+                .insert_header(fault_proxy::FAULT_HEADER, fault_proxy::HANG),
+            Some(Fault::Drip) => answer(&mut state, request)
+                .insert_header(fault_proxy::FAULT_HEADER, fault_proxy::DRIP),
         };
         match latency {
             Some(latency) => response.set_delay(latency),

@@ -1,7 +1,8 @@
 //! A byte-level TCP proxy in front of the fake Airflow that can break connections the way a
 //! real network does, which an HTTP mock cannot: it resets the connection (TCP RST, nothing
-//! answered) or cuts a response off after its headers and part of its body (fewer bytes than
-//! its `Content-Length`).
+//! answered), cuts a response off after its headers and part of its body (fewer bytes than
+//! its `Content-Length`), holds the connection open without answering, or drips the answer
+//! one byte a second.
 //!
 //! The fake marks a response to break with the [`FAULT_HEADER`] header; the proxy forwards
 //! requests untouched, parses each response head coming back (HTTP/1.1, one response at a time
@@ -19,6 +20,12 @@ pub const FAULT_HEADER: &str = "x-fake-fault";
 pub const RESET: &str = "reset";
 /// [`FAULT_HEADER`] value: send the head and half the body, then close the connection.
 pub const TRUNCATE: &str = "truncate";
+/// [`FAULT_HEADER`] value: accept, read the request, never answer (the connection stays open).
+pub const HANG: &str = "hang";
+/// [`FAULT_HEADER`] value: the answer, one byte a second.
+pub const DRIP: &str = "drip";
+/// How long a hanging or dripping connection is held at most (bounds every test).
+const HOLD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The largest response head the proxy accepts (the fake's are a few hundred bytes).
 const MAX_HEAD: usize = 64 * 1024;
@@ -90,6 +97,27 @@ async fn relay(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
                 // the request relay drops the read half.
                 client_write.as_ref().set_zero_linger()?;
                 client_write.forget();
+                requests.abort();
+                return Ok(());
+            }
+            Some(HANG) => {
+                // Nothing is answered; the client gives up (or the hold ends).
+                let _ = tokio::time::timeout(HOLD_AT_MOST, std::future::pending::<()>()).await;
+                requests.abort();
+                return Ok(());
+            }
+            Some(DRIP) => {
+                let body = read_body(&mut server_read, &mut buffer, head.content_length).await?;
+                let answer = [strip_marker(&head.bytes), body].concat();
+                let drip = async {
+                    for byte in answer {
+                        client_write.write_all(&[byte]).await?;
+                        client_write.flush().await?;
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Ok::<_, std::io::Error>(())
+                };
+                let _ = tokio::time::timeout(HOLD_AT_MOST, drip).await;
                 requests.abort();
                 return Ok(());
             }

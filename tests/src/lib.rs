@@ -76,7 +76,9 @@ pub async fn dynamo_table() -> DynamoTable {
         );
     }
     let name = format!("test-{}", uuid::Uuid::new_v4());
-    let table = DynamoTable::from_env(name).await;
+    let table = DynamoTable::from_env(name)
+        .await
+        .expect("AWS SDK configuration");
     table.create_table().await.expect("create test table");
     table
 }

@@ -193,7 +193,7 @@ async fn connector_sync_over_http(backend: Backend) {
 
 async fn spent_budget_answers_202_and_the_next_sync_resumes(backend: Backend) {
     let (app, _airflow, connector) =
-        setup(backend, |state| state.sync_budget = Duration::ZERO).await;
+        setup(backend, |state| state.request_deadline = Duration::ZERO).await;
     let sync = format!("/connectors/{}/sync", connector.id);
     let (status, record) =
         body(send(&app, Method::POST, &sync, &app.keys.admin, None, &[]).await).await;

@@ -17,7 +17,7 @@ use shared::domain::sync::SyncRecord;
 use shared::http::pagination::paginated;
 use shared::http::params::{PathParams, QueryParams, STANDARD_PAGES};
 use shared::http::{AppState, app};
-use shared::service::connectors;
+use shared::service::{Deadline, connectors};
 use utoipa::OpenApi;
 
 /// This group's routes, relative to the API prefix.
@@ -70,7 +70,7 @@ async fn sync_now(
         state.airflow,
         &caller,
         connector_id,
-        state.sync_budget,
+        Deadline::after(state.request_deadline),
     )
     .await?;
     let status = if record.pending && record.error.is_none() {

@@ -23,6 +23,7 @@ use shared::http::body::JsonBody;
 use shared::http::pagination::paginated;
 use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
 use shared::http::{AppState, app};
+use shared::service::Deadline;
 use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
 use shared::service::trigger::{self, MAX_IDEMPOTENCY_KEY_LEN, TriggerInput};
@@ -269,6 +270,7 @@ async fn trigger(
         input,
         idempotency_key.as_deref(),
         Utc::now(),
+        Deadline::after(state.request_deadline),
     )
     .await?;
     let status = if created {

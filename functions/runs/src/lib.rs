@@ -60,15 +60,14 @@ async fn list_runs(
         status: params.choice_of("status", &RunStatus::ALL, RunStatus::as_str),
         run_type: params.choice("run_type", &run_types).map(str::to_string),
     };
-    if let (Some(from), Some(to)) = (filter.started_from, filter.started_to) {
-        if from > to {
+    if let (Some(from), Some(to)) = (filter.started_from, filter.started_to)
+        && from > to {
             params.reject(
                 "started_to",
                 "started_to must not be before started_from",
                 "value_error",
             );
         }
-    }
     let page = params.page(LARGE_PAGES);
     params.finish()?;
     let paged = runs::list(&state.repo, &caller, pipeline_id, &filter, page).await?;

@@ -5,7 +5,7 @@
 //! Due: never synced, an unfinished sync to resume, or the last sync ended at least
 //! `interval` ago. The same logic serves the local `orchestration sync` command.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -26,6 +26,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// Longest any single connector's sync may take.
     pub per_connector_budget: Duration,
+    /// Time a run takes when the runtime's deadline cannot be trusted (see
+    /// [`invocation_time`]): the template's `Timeout` (300 s).
+    pub fallback_run_time: Duration,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             interval: chrono::Duration::minutes(15),
             concurrency: 4,
             per_connector_budget: Duration::from_secs(240),
+            fallback_run_time: Duration::from_secs(300),
         }
     }
 }
@@ -139,8 +143,11 @@ async fn sync_one(
                 outcome.error = Some(format!("connector credentials: {reason}"));
             }
             Ok(client) => {
-                let options =
-                    SyncOptions::new(trigger, remaining.min(settings.per_connector_budget));
+                let budget = remaining.min(settings.per_connector_budget);
+                // In-flight Airflow calls end with the budget too: a hanging Airflow cannot
+                // hold the run past its deadline.
+                let client = client.with_deadline(started + budget);
+                let options = SyncOptions::new(trigger, budget);
                 match sync_connector(repo, &client, &connector, options).await {
                     Ok(record) => {
                         outcome.outcome = serde_json::to_value(record.status)
@@ -232,6 +239,26 @@ fn log_outcome(outcome: &ConnectorOutcome) {
     );
 }
 
+/// Time the runtime gives one invocation, from its deadline (`Lambda-Runtime-Deadline-Ms`,
+/// epoch milliseconds). A deadline that is not a plausible epoch time in the next 15 minutes
+/// (Lambda's longest timeout) is not trusted: emulators send other things (cargo-lambda's
+/// sends a relative 600000) and a run given no time would never sync. Then `fallback`.
+pub fn invocation_time(deadline_epoch_ms: u64, now: SystemTime, fallback: Duration) -> Duration {
+    const LONGEST_LAMBDA_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_epoch_ms);
+    match deadline.duration_since(now) {
+        Ok(left) if left <= LONGEST_LAMBDA_TIMEOUT + Duration::from_secs(5) => left,
+        _ => {
+            tracing::warn!(
+                deadline_epoch_ms,
+                fallback_seconds = fallback.as_secs(),
+                "implausible invocation deadline from the runtime; using the configured run time"
+            );
+            fallback
+        }
+    }
+}
+
 /// The scheduled run: every due connector, within `deadline`.
 pub async fn run(
     repo: &Repository,
@@ -249,4 +276,25 @@ pub async fn run(
         deadline,
     )
     .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocation_time_trusts_only_plausible_epoch_deadlines() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let now_ms = 1_800_000_000_000;
+        let fallback = Duration::from_secs(300);
+        assert_eq!(
+            invocation_time(now_ms + 299_500, now, fallback),
+            Duration::from_millis(299_500)
+        );
+        // cargo-lambda's emulator: a relative 600000.
+        assert_eq!(invocation_time(600_000, now, fallback), fallback);
+        // Already past, or further than Lambda's longest timeout.
+        assert_eq!(invocation_time(now_ms - 1, now, fallback), fallback);
+        assert_eq!(invocation_time(now_ms + 3_600_000, now, fallback), fallback);
+    }
 }

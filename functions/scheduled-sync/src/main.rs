@@ -1,10 +1,10 @@
 //! Lambda entry point for the EventBridge schedule: configuration and clients once, then the
 //! handler under `lambda_runtime`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use scheduled_sync_function::{ScheduledSyncError, Settings, run};
+use scheduled_sync_function::{ScheduledSyncError, Settings, invocation_time, run};
 use serde_json::Value;
 use shared::config::StoreConfig;
 use shared::repo::Repository;
@@ -12,6 +12,13 @@ use shared::secrets::SecretResolver;
 
 /// Time kept back from the Lambda deadline to record outcomes and return.
 const MARGIN: Duration = Duration::from_secs(15);
+
+/// The table named by the environment (init fails with the reason otherwise).
+async fn open_store() -> Result<Repository, String> {
+    let config = StoreConfig::dynamodb_from_env()?;
+    let table = config.open().await.map_err(|e| e.to_string())?;
+    Ok(Repository::new(table))
+}
 
 /// Errors as the runtime reports them: the type says whether a retry can help.
 #[derive(Debug)]
@@ -30,28 +37,22 @@ impl From<HandlerError> for Diagnostic {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = StoreConfig::dynamodb_from_env()?;
-    let repo = Repository::new(config.open().await?);
+    let repo = shared::lambda::init(open_store().await).await?;
     let secrets = SecretResolver::new();
     let settings = Settings::default();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (repo, secrets, settings) = (&repo, &secrets, &settings);
         async move {
-            let deadline = instant_of(event.context.deadline)
-                .checked_sub(MARGIN)
-                .unwrap_or_else(Instant::now);
+            let time = invocation_time(
+                event.context.deadline,
+                SystemTime::now(),
+                settings.fallback_run_time,
+            );
+            let deadline = Instant::now() + time.saturating_sub(MARGIN);
             run(repo, secrets, settings, deadline)
                 .await
                 .map_err(HandlerError)
         }
     }))
     .await
-}
-
-/// The Lambda deadline (epoch milliseconds) as an `Instant`.
-fn instant_of(deadline_ms: u64) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
@@ -77,6 +77,8 @@ impl AirflowConfig {
 #[derive(Clone)]
 pub struct AirflowClient {
     inner: Arc<Inner>,
+    /// No call of this client runs past it (see [`AirflowClient::with_deadline`]).
+    deadline: Option<Instant>,
 }
 
 struct Inner {
@@ -131,7 +133,18 @@ impl AirflowClient {
                 auth,
                 transport,
             }),
+            deadline: None,
         })
+    }
+
+    /// This client, sharing its connections and token, with every call bounded by `deadline`:
+    /// an attempt in flight is cut when it passes and no retry starts that would end after it
+    /// (a request served behind API Gateway must answer within 29 s, whatever Airflow does).
+    pub fn with_deadline(&self, deadline: Instant) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            deadline: Some(deadline),
+        }
     }
 
     /// One page of DAGs, stale/inactive ones included (v2 `exclude_stale=false`, v1
@@ -271,7 +284,7 @@ impl AirflowClient {
         let (username, password, cache) = match &self.inner.auth {
             Auth::Fixed(credential) => {
                 return transport
-                    .send(&method, url, body, Some(credential), retry)
+                    .send(&method, url, body, Some(credential), retry, self.deadline)
                     .await;
             }
             Auth::Jwt {
@@ -290,6 +303,7 @@ impl AirflowClient {
                 body,
                 Some(&Credential::Jwt(token.clone())),
                 retry,
+                self.deadline,
             )
             .await;
         match answer {
@@ -299,7 +313,14 @@ impl AirflowClient {
                     .replace(&token, || self.fetch_token(username, password))
                     .await?;
                 transport
-                    .send(&method, url, body, Some(&Credential::Jwt(token)), retry)
+                    .send(
+                        &method,
+                        url,
+                        body,
+                        Some(&Credential::Jwt(token)),
+                        retry,
+                        self.deadline,
+                    )
                     .await
             }
             other => other,
@@ -323,7 +344,14 @@ impl AirflowClient {
         let answer = self
             .inner
             .transport
-            .send(&Method::POST, &url, Some(&body), None, Retry::Idempotent)
+            .send(
+                &Method::POST,
+                &url,
+                Some(&body),
+                None,
+                Retry::Idempotent,
+                self.deadline,
+            )
             .await
             .map_err(|error| match error {
                 AirflowError::Status { status, detail } if status < 500 && status != 429 => {

@@ -18,6 +18,10 @@ pub enum AirflowError {
     /// No complete answer within the request timeout (after the retries).
     #[error("Airflow timed out: {0}")]
     Timeout(String),
+    /// The caller's deadline passed before Airflow answered, on the call's first attempt (a
+    /// call that had failed before the deadline ends in that failure instead).
+    #[error("Airflow did not answer in time: {0}")]
+    Deadline(String),
     /// A 2xx answer whose body is not the expected JSON.
     #[error("unexpected Airflow response: {0}")]
     Decode(String),
@@ -34,7 +38,9 @@ impl AirflowError {
     pub fn is_retryable(&self) -> bool {
         match self {
             AirflowError::Status { status, .. } => *status == 429 || *status >= 500,
-            AirflowError::Unreachable(_) | AirflowError::Timeout(_) => true,
+            AirflowError::Unreachable(_) | AirflowError::Timeout(_) | AirflowError::Deadline(_) => {
+                true
+            }
             AirflowError::Decode(_) | AirflowError::Auth(_) | AirflowError::Invalid(_) => false,
         }
     }

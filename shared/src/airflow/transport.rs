@@ -2,7 +2,7 @@
 //! `Retry-After` honoured), counting every request sent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
@@ -63,7 +63,13 @@ impl Transport {
     }
 
     /// Sends until a 2xx answer (its body is returned), a failure that must not be retried,
-    /// or `max_attempts` attempts.
+    /// `max_attempts` attempts, or `deadline`.
+    ///
+    /// The deadline bounds everything: an attempt in flight is cut when it passes (whatever
+    /// Airflow does: hang after accepting, drip bytes), and no retry starts whose backoff
+    /// would end past it. Cut before any attempt failed, the call ends in
+    /// [`AirflowError::Deadline`] (the caller ran out of time, Airflow may be fine); after a
+    /// failed attempt, in that attempt's error (Airflow is failing).
     pub(crate) async fn send(
         &self,
         method: &Method,
@@ -71,10 +77,27 @@ impl Transport {
         body: Option<&Value>,
         credential: Option<&Credential>,
         retry: Retry,
+        deadline: Option<Instant>,
     ) -> Result<Vec<u8>, AirflowError> {
         let mut attempt = 1;
+        let mut last_error = None;
         loop {
-            let (error, retry_after) = match self.once(method, url, body, credential).await {
+            let remaining = deadline.map(|at| at.saturating_duration_since(Instant::now()));
+            let reply = match remaining {
+                None => self.once(method, url, body, credential).await,
+                Some(remaining) if remaining.is_zero() => {
+                    return Err(cut_at_deadline(method, url, last_error));
+                }
+                Some(remaining) => {
+                    match tokio::time::timeout(remaining, self.once(method, url, body, credential))
+                        .await
+                    {
+                        Ok(reply) => reply,
+                        Err(_) => return Err(cut_at_deadline(method, url, last_error)),
+                    }
+                }
+            };
+            let (error, retry_after) = match reply {
                 Ok(reply) if reply.status.is_success() => return Ok(reply.body),
                 Ok(reply) => {
                     let status = reply.status.as_u16();
@@ -109,6 +132,10 @@ impl Transport {
                 return Err(error);
             }
             let delay = retry_after.unwrap_or_else(|| backoff(self.base_delay, attempt));
+            if deadline.is_some_and(|at| Instant::now() + delay >= at) {
+                // The retry could not finish in time: this failure is the answer.
+                return Err(error);
+            }
             tracing::debug!(
                 %method,
                 path = url.path(),
@@ -118,6 +145,7 @@ impl Transport {
                 "retrying Airflow request"
             );
             tokio::time::sleep(delay).await;
+            last_error = Some(error);
             attempt += 1;
         }
     }
@@ -154,6 +182,16 @@ impl Transport {
             body,
         })
     }
+}
+
+/// The error of a call whose deadline passed: the last failed attempt's, if there was one.
+fn cut_at_deadline(method: &Method, url: &Url, last_error: Option<AirflowError>) -> AirflowError {
+    last_error.unwrap_or_else(|| {
+        AirflowError::Deadline(format!(
+            "{method} {}: no answer before the request's deadline",
+            url.path()
+        ))
+    })
 }
 
 /// `Retry-After` in seconds, capped; the HTTP-date form falls back to the backoff.

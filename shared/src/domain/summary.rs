@@ -177,10 +177,10 @@ impl RunSeries {
                 RunStatus::Failed => stats.runs_failed += 1,
                 RunStatus::Queued | RunStatus::Running => {}
             }
-            if sample.status.is_finished() {
-                if let Some(ms) = sample.duration_ms {
-                    durations.push(f64::from(ms) / 1000.0);
-                }
+            if sample.status.is_finished()
+                && let Some(ms) = sample.duration_ms
+            {
+                durations.push(f64::from(ms) / 1000.0);
             }
         }
         let finished = stats.runs_succeeded + stats.runs_failed;

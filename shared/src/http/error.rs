@@ -42,15 +42,20 @@ impl IntoResponse for Error {
             Error::Store(StoreError::Unavailable(_)) => {
                 json!({ "detail": "The service is temporarily unavailable, retry shortly" })
             }
-            Error::Store(_) | Error::Internal(_) => {
-                // Internals go to the log only.
-                tracing::error!(error = %self, "request failed");
-                json!({ "detail": "Internal server error" })
-            }
+            // Internals go to the log only (below).
+            Error::Store(_) | Error::Internal(_) => json!({ "detail": "Internal server error" }),
             other => json!({ "detail": other.to_string() }),
         };
-        if status.is_server_error() && !matches!(self, Error::Store(_) | Error::Internal(_)) {
-            tracing::warn!(error = %self, "upstream or availability error");
+        // Every 5xx leaves its cause in the log, in the request's span (its request id): the
+        // body says little on purpose.
+        match &self {
+            Error::Store(_) | Error::Internal(_) => {
+                tracing::error!(status = status.as_u16(), error = %self, "request failed");
+            }
+            _ if status.is_server_error() => {
+                tracing::warn!(status = status.as_u16(), error = %self, "upstream error");
+            }
+            _ => {}
         }
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();

@@ -33,17 +33,15 @@ pub const API_PREFIX: &str = "/api/v1.0/spaces/{slug}/orchestration";
 /// when every character is JSON-escaped.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// Time a sync started over HTTP may take before it stops and answers 202 (API Gateway cuts
-/// requests at 29 s).
-pub const HTTP_SYNC_BUDGET: Duration = Duration::from_secs(20);
-
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub repo: Repository,
     /// Resolves connector secrets (Secrets Manager client created on first use).
     pub secrets: Arc<SecretResolver>,
-    pub sync_budget: Duration,
+    /// How long a request that calls Airflow (sync, trigger) may take in all: a sync stops
+    /// and answers 202 by then, a trigger 504 (API Gateway cuts requests at 29 s).
+    pub request_deadline: Duration,
     /// Timeouts and retries of calls to Airflow.
     pub airflow: AirflowSettings,
     /// Authentication, with its short per-process cache.
@@ -62,7 +60,7 @@ impl AppState {
         Self {
             repo,
             secrets: Arc::new(SecretResolver::new()),
-            sync_budget: HTTP_SYNC_BUDGET,
+            request_deadline: crate::config::DEFAULT_REQUEST_DEADLINE,
             airflow: AirflowSettings::default(),
             auth: Arc::new(Authenticator::new(access.auth_cache_ttl)),
             rate_limiter: access
@@ -111,6 +109,9 @@ async fn method_not_allowed() -> impl IntoResponse {
 pub async fn lambda_state() -> Result<AppState, String> {
     let config = crate::config::StoreConfig::dynamodb_from_env()?;
     let access = AccessConfig::from_env()?;
+    let request_deadline = crate::config::request_deadline_from_env()?;
     let table = config.open().await.map_err(|e| e.to_string())?;
-    Ok(AppState::with_access(Repository::new(table), access))
+    let mut state = AppState::with_access(Repository::new(table), access);
+    state.request_deadline = request_deadline;
+    Ok(state)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{PageRequest, Paged};
+use super::{Deadline, PageRequest, Paged};
 use crate::airflow::{AirflowClient, AirflowConfig, AirflowError, Credentials};
 use crate::auth::Caller;
 use crate::domain::model::{Connector, ConnectorAuth, Provider, Role};
@@ -75,15 +75,16 @@ pub async fn find(repo: &Repository, caller: &Caller, connector_id: Uuid) -> Res
         .ok_or(Error::NotFound("Connector not found"))
 }
 
-/// Syncs a connector now, within `budget`. A sync that cannot start for want of credentials
-/// is recorded as failed like any other.
+/// Syncs a connector now, answering by `deadline`: no Airflow call outlives its cut-off, and a
+/// sync that runs out of time keeps its checkpoint (the record says `pending`). A sync that
+/// cannot start for want of credentials is recorded as failed like any other.
 pub async fn sync(
     repo: &Repository,
     secrets: &SecretResolver,
     settings: AirflowSettings,
     caller: &Caller,
     connector_id: Uuid,
-    budget: Duration,
+    deadline: Deadline,
 ) -> Result<SyncRecord> {
     let connector = find(repo, caller, connector_id).await?;
     match connector.provider {
@@ -94,8 +95,14 @@ pub async fn sync(
             "Syncing a connector needs permission to edit it (a space admin, or an editor who created it or is one of its editors)".into(),
         ));
     }
-    let client = match client_for(&connector, secrets, settings).await {
-        Ok(client) => client,
+    let resolved = tokio::time::timeout(
+        deadline.airflow_budget(),
+        client_for(&connector, secrets, settings),
+    )
+    .await
+    .unwrap_or_else(|_| Err("the secret was not resolved before the request's deadline".into()));
+    let client = match resolved {
+        Ok(client) => client.with_deadline(deadline.airflow_cutoff()),
         Err(reason) => {
             return record_failure(
                 repo,
@@ -106,7 +113,7 @@ pub async fn sync(
             .await;
         }
     };
-    let mut options = SyncOptions::new(SyncTrigger::Manual, budget);
+    let mut options = SyncOptions::new(SyncTrigger::Manual, deadline.airflow_budget());
     options.triggered_by = Some(caller.user_id);
     sync_connector(repo, &client, &connector, options).await
 }
@@ -159,7 +166,9 @@ pub async fn list_syncs(
 pub fn airflow_error(error: AirflowError) -> Error {
     match error {
         AirflowError::Status { status, detail } => Error::Upstream { status, detail },
-        AirflowError::Timeout(detail) => Error::GatewayTimeout(detail),
+        AirflowError::Timeout(detail) | AirflowError::Deadline(detail) => {
+            Error::GatewayTimeout(detail)
+        }
         other => Error::BadGateway(other.to_string()),
     }
 }

@@ -24,14 +24,14 @@ pub async fn set_team(
     repo.get_pipeline(caller.space_id, pipeline_id)
         .await?
         .ok_or(Error::NotFound("Pipeline not found"))?;
-    if let Some(team_id) = team_id {
-        if repo.get_team(caller.space_id, team_id).await?.is_none() {
-            return Err(Error::validation(
-                &["body", "team_id"],
-                "No team with this id exists in this space",
-                "value_error",
-            ));
-        }
+    if let Some(team_id) = team_id
+        && repo.get_team(caller.space_id, team_id).await?.is_none()
+    {
+        return Err(Error::validation(
+            &["body", "team_id"],
+            "No team with this id exists in this space",
+            "value_error",
+        ));
     }
     repo.set_pipeline_governance(
         caller.space_id,

@@ -18,6 +18,7 @@ use crate::domain::model::Role;
 use crate::error::{Error, Result};
 use crate::repo::{IdempotencyRecord, Repository, RunWithTasks, idempotency_expiry};
 use crate::secrets::SecretResolver;
+use crate::service::Deadline;
 use crate::service::connectors::{AirflowSettings, airflow_error, client_for};
 use crate::sync::mapping;
 
@@ -53,7 +54,8 @@ const ABANDONED_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// Triggers the pipeline's DAG. Returns the run and whether it was created now (`true`) or
-/// replayed from an earlier request with the same `Idempotency-Key` (`false`).
+/// replayed from an earlier request with the same `Idempotency-Key` (`false`). Airflow gets
+/// until `deadline`'s cut-off to answer (504 after it, the key freed for a retry).
 #[allow(clippy::too_many_arguments)]
 pub async fn trigger(
     repo: &Repository,
@@ -64,6 +66,7 @@ pub async fn trigger(
     input: TriggerInput,
     idempotency_key: Option<&str>,
     now: DateTime<Utc>,
+    deadline: Deadline,
 ) -> Result<(RunView, bool)> {
     caller.require(Role::Editor)?;
     let pipeline = repo
@@ -111,7 +114,7 @@ pub async fn trigger(
 
     let key_hash = claim.as_ref().map(|(hash, _)| hash.as_str());
     let result = call_airflow(
-        repo, secrets, settings, &connector, &pipeline, &input, key_hash, now,
+        repo, secrets, settings, &connector, &pipeline, &input, key_hash, now, deadline,
     )
     .await;
     match (result, claim) {
@@ -166,10 +169,16 @@ async fn call_airflow(
     input: &TriggerInput,
     key_hash: Option<&str>,
     now: DateTime<Utc>,
+    deadline: Deadline,
 ) -> Result<RunView> {
-    let client = client_for(connector, secrets, settings)
-        .await
-        .map_err(|reason| Error::BadGateway(format!("connector credentials: {reason}")))?;
+    let client = tokio::time::timeout(
+        deadline.airflow_budget(),
+        client_for(connector, secrets, settings),
+    )
+    .await
+    .map_err(|_| Error::GatewayTimeout("the connector's secret was not resolved in time".into()))?
+    .map_err(|reason| Error::BadGateway(format!("connector credentials: {reason}")))?
+    .with_deadline(deadline.airflow_cutoff());
     // With an idempotency key the run id is fixed, so Airflow itself refuses a duplicate.
     let dag_run_id = key_hash.map(|hash| format!("api__{}", &hash[..32]));
     let request = TriggerRequest {

@@ -48,10 +48,19 @@ impl DynamoTable {
     }
 
     /// A client from the standard AWS environment (region, credentials, and
-    /// `AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB-compatible server).
-    pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(Client::new(&config), table)
+    /// `AWS_ENDPOINT_URL_DYNAMODB` for a local DynamoDB-compatible server; blank = unset).
+    /// Fails without a region.
+    pub async fn from_env(table: impl Into<String>) -> StoreResult<Self> {
+        let config = crate::aws::sdk_config()
+            .await
+            .map_err(StoreError::Invalid)?;
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&config);
+        if let Some(endpoint) =
+            crate::aws::blank_endpoint_override("AWS_ENDPOINT_URL_DYNAMODB", &config)
+        {
+            builder.set_endpoint_url(endpoint);
+        }
+        Ok(Self::new(Client::from_conf(builder.build()), table))
     }
 
     pub fn client(&self) -> &Client {

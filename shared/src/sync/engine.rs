@@ -117,7 +117,20 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Runs the phases. An Airflow call cut by the client's deadline before Airflow failed is
+    /// running out of time, not a failure: the checkpoint of the last whole page stands and
+    /// the next sync resumes from it.
     pub(super) async fn run(&mut self) -> Result<Finish, Stop> {
+        match self.run_phases().await {
+            Err(Stop::Airflow(AirflowError::Deadline(cut))) => {
+                tracing::info!(connector_id = %self.connector.id, %cut, "sync stopped at its deadline");
+                Ok(Finish::OutOfTime)
+            }
+            other => other,
+        }
+    }
+
+    async fn run_phases(&mut self) -> Result<Finish, Stop> {
         self.sync_dags().await?;
         let size = self.options.page_size.clamp(1, 100);
         while !self.pending.runs_complete {
