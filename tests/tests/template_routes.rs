@@ -1,6 +1,7 @@
 //! template.yaml against the code: the HTTP API has exactly the routes of the contract
-//! (docs/openapi.json), each wired to the function whose router serves it, every function has
-//! its log group, and the scheduled sync has its schedule.
+//! (docs/openapi.json) plus the API's own OpenAPI document and health check, each wired to the
+//! function whose router serves it, every function has its log group, and the scheduled sync
+//! has its schedule.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +14,20 @@ use shared::repo::Repository;
 use tower::ServiceExt;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Routes of the HTTP API that are not contract operations: (method, path, logical id of the
+/// function that serves them). They need no key.
+const NON_CONTRACT_ROUTES: [(&str, &str, &str); 2] = [
+    ("GET", "/api/v1.0/openapi.json", "PipelinesFunction"),
+    ("GET", "/api/v1.0/health", "PipelinesFunction"),
+];
+
+fn non_contract_owner(route: &Route) -> Option<&'static str> {
+    NON_CONTRACT_ROUTES
+        .iter()
+        .find(|(method, path, _)| route.method == *method && route.path == *path)
+        .map(|(_, _, owner)| *owner)
+}
 
 /// A function of the template.
 #[derive(Debug)]
@@ -154,7 +169,8 @@ fn router_of(binary: &str, state: AppState) -> Option<axum::Router> {
     })
 }
 
-/// (1) The HTTP API routes are exactly the contract's operations, each once, no catch-all.
+/// (1) The HTTP API routes are exactly the contract's operations and the non-contract routes,
+/// each once, no catch-all; the non-contract routes go to their function.
 #[test]
 fn http_api_routes_are_exactly_the_documented_operations() {
     let template = template();
@@ -176,6 +192,17 @@ fn http_api_routes_are_exactly_the_documented_operations() {
             }
         }
     }
+    for (method, path, owner) in NON_CONTRACT_ROUTES {
+        let route = Route {
+            method: method.to_string(),
+            path: path.to_string(),
+        };
+        assert_eq!(
+            seen.get(&route).map(String::as_str),
+            Some(owner),
+            "{route} is routed to {owner}"
+        );
+    }
     let routed: BTreeSet<Route> = seen.keys().cloned().collect();
     let documented = documented_routes();
     let missing: Vec<String> = documented
@@ -184,17 +211,26 @@ fn http_api_routes_are_exactly_the_documented_operations() {
         .collect();
     let extra: Vec<String> = routed
         .difference(&documented)
+        .filter(|route| non_contract_owner(route).is_none())
         .map(Route::to_string)
         .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "template.yaml vs docs/openapi.json: missing {missing:?}, not documented {extra:?}"
     );
-    assert_eq!(routed.len(), 18, "every operation of the contract");
+    assert_eq!(
+        routed
+            .iter()
+            .filter(|route| non_contract_owner(route).is_none())
+            .count(),
+        18,
+        "every operation of the contract"
+    );
 }
 
 /// (2) Each route goes to the function whose router serves it: without a key the owner answers
-/// 401 (routed; authentication comes first), every other HTTP function 404 (not its route).
+/// 401 (routed; authentication comes first) or, for a non-contract route, 200 (no key needed),
+/// every other HTTP function 404 (not its route).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_route_goes_to_the_function_that_serves_it() {
     let table = TestTable::new(Backend::Embedded).await;
@@ -233,7 +269,11 @@ async fn each_route_goes_to_the_function_that_serves_it() {
                     .body(Body::empty())
                     .unwrap();
                 let status = router.oneshot(request).await.unwrap().status().as_u16();
-                let expected = if function.id == owner.id { 401 } else { 404 };
+                let expected = match (function.id == owner.id, non_contract_owner(&route)) {
+                    (true, Some(_)) => 200,
+                    (true, None) => 401,
+                    (false, _) => 404,
+                };
                 assert_eq!(
                     status, expected,
                     "{route} (template: {}) sent to {} ({})",
