@@ -21,19 +21,20 @@ use utoipa::OpenApi;
 pub use server::{ServerLimits, serve_on};
 
 /// Where the local server publishes the OpenAPI document.
-pub const OPENAPI_PATH: &str = "/api/v1.0/openapi.json";
+pub const OPENAPI_PATH: &str = shared::http::OPENAPI_PATH;
 
-/// All endpoint groups in one router, plus `GET /health` and the OpenAPI document.
+/// All endpoint groups in one router, plus the health route and the OpenAPI document (as
+/// the pipelines function serves them), and `GET /health` for local scripts.
 pub fn app(state: AppState) -> Router {
     let routes = pipelines_function::routes()
         .merge(runs_function::routes())
         .merge(comments_function::routes())
         .merge(connectors_function::routes());
-    let extras = Router::new()
-        .route("/health", get(health))
-        .route(OPENAPI_PATH, get(openapi_json))
-        .with_state(state.clone());
-    shared::http::app(routes, state).merge(extras)
+    // Generated once per process, from the same handlers as docs/openapi.json.
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(openapi_text);
+    let extras = shared::http::meta_routes(document).route("/health", get(health));
+    shared::http::app_with(routes, extras, state)
 }
 
 #[derive(OpenApi)]
@@ -68,10 +69,6 @@ pub fn openapi_text() -> String {
     let mut text = openapi().to_pretty_json().expect("the document serialises");
     text.push('\n');
     text
-}
-
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {

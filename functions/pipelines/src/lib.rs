@@ -22,7 +22,7 @@ use shared::domain::model::{Criticality, PipelineStatus, Provider, Role};
 use shared::http::body::JsonBody;
 use shared::http::pagination::paginated;
 use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
-use shared::http::{AppState, app};
+use shared::http::{AppState, app_with, meta_routes};
 use shared::service::Deadline;
 use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
@@ -56,9 +56,13 @@ pub fn routes() -> Router<AppState> {
 ))]
 pub struct ApiDoc;
 
+/// The OpenAPI document of the whole API, as committed (a test keeps it fresh). This
+/// function, the API's front door, publishes it with the health route.
+const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
 /// The complete application of this function.
 pub fn router(state: AppState) -> Router {
-    app(routes(), state)
+    app_with(routes(), meta_routes(OPENAPI_DOCUMENT), state)
 }
 
 fn days(params: &mut QueryParams) -> u32 {

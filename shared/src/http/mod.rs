@@ -11,10 +11,14 @@ pub mod params;
 mod rate_headers;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::routing::get;
 use serde_json::json;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,15 @@ use crate::service::connectors::AirflowSettings;
 
 /// Prefix of every route of the contract.
 pub const API_PREFIX: &str = "/api/v1.0/spaces/{slug}/orchestration";
+
+/// The health route: no key, outside the spaces.
+pub const HEALTH_PATH: &str = "/api/v1.0/health";
+/// Where the OpenAPI document is published: no key, outside the spaces.
+pub const OPENAPI_PATH: &str = "/api/v1.0/openapi.json";
+
+/// Responses smaller than this go uncompressed: below it, compression saves too little to be
+/// worth the CPU (a 404 body is 22 bytes; a page of 100 pipelines ~170 KB).
+const COMPRESS_ABOVE_BYTES: u16 = 1024;
 
 /// Largest accepted request body (413 above it): room for a 10,000-character comment even
 /// when every character is JSON-escaped.
@@ -78,17 +91,44 @@ impl AppState {
 }
 
 /// Wraps a function's routes (paths relative to [`API_PREFIX`]) into a complete application:
-/// the prefix, platform-format 404/405 answers, the body limit, and request ids, logs and
-/// metrics (`observe`).
+/// the prefix, platform-format 404/405 answers, the body limit, request ids, logs and metrics
+/// (`observe`), and gzip/br compression for clients that accept it (behind API Gateway,
+/// `lambda_http` returns a compressed body base64-encoded, as API Gateway requires).
 pub fn app(routes: Router<AppState>, state: AppState) -> Router {
+    app_with(routes, Router::new(), state)
+}
+
+/// [`app`] with `extra` routes at absolute paths (e.g. [`meta_routes`]), under the same layers.
+pub fn app_with(routes: Router<AppState>, extra: Router<AppState>, state: AppState) -> Router {
     Router::new()
         .nest(API_PREFIX, routes)
+        .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(rate_headers::rate_headers))
         .layer(axum::middleware::from_fn(observe::observe))
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .br(true)
+                .compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE_BYTES))),
+        )
         .with_state(state)
+}
+
+/// `GET` [`HEALTH_PATH`] and [`OPENAPI_PATH`] (serving `openapi_json`, the document's text).
+/// Health is shallow on purpose: it says the process serves, and names its store backend
+/// without calling it, so a health probe never costs a table read.
+pub fn meta_routes(openapi_json: &'static str) -> Router<AppState> {
+    Router::new().route(HEALTH_PATH, get(health)).route(
+        OPENAPI_PATH,
+        get(move || async move { ([(CONTENT_TYPE, "application/json")], openapi_json) }),
+    )
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok", "store": state.repo.table().backend_name() }))
 }
 
 async fn not_found() -> impl IntoResponse {
