@@ -33,6 +33,10 @@ enum Command {
         /// Load the demo space first (once per store) and print a demo API key.
         #[arg(long)]
         demo: bool,
+        /// Days of demo history (default 30 on the embedded store, 3 on DynamoDB, where moto
+        /// cannot take more in reasonable time; see README).
+        #[arg(long, env = "ORCHESTRATION_DEMO_DAYS", value_parser = clap::value_parser!(i64).range(1..=demo::MAX_DEMO_DAYS))]
+        demo_days: Option<i64>,
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
         /// Address to bind; loopback unless you mean to expose it.
@@ -40,7 +44,11 @@ enum Command {
         host: IpAddr,
     },
     /// Load the demo space (once per store) and print a demo API key.
-    Demo,
+    Demo {
+        /// Days of demo history (as for `serve --demo-days`).
+        #[arg(long, env = "ORCHESTRATION_DEMO_DAYS", value_parser = clap::value_parser!(i64).range(1..=demo::MAX_DEMO_DAYS))]
+        demo_days: Option<i64>,
+    },
     /// Print the OpenAPI document (what `scripts/openapi` writes to docs/openapi.json).
     Openapi,
     /// Bootstrap spaces, users, memberships, keys, teams and connectors.
@@ -81,9 +89,14 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(store = %config.describe(), "store ready");
 
     match cli.command {
-        Command::Serve { demo, port, host } => {
+        Command::Serve {
+            demo,
+            demo_days,
+            port,
+            host,
+        } => {
             if demo {
-                load_demo(&repo).await?;
+                load_demo(&repo, demo_days_for(&config, demo_days)).await?;
             }
             let access = shared::config::AccessConfig::from_env().map_err(anyhow::Error::msg)?;
             let mut state = AppState::with_access(repo, access);
@@ -91,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 shared::config::request_deadline_from_env().map_err(anyhow::Error::msg)?;
             local::serve(state, SocketAddr::new(host, port)).await?;
         }
-        Command::Demo => load_demo(&repo).await?,
+        Command::Demo { demo_days } => load_demo(&repo, demo_days_for(&config, demo_days)).await?,
         Command::Openapi => unreachable!("handled before the store is opened"),
         Command::Admin(command) => {
             let output = admin::run(&repo, dynamo.as_ref(), *command).await?;
@@ -103,16 +116,26 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn load_demo(repo: &Repository) -> anyhow::Result<()> {
+/// The demo's days of history: as chosen, else the full month on the embedded store and
+/// [`demo::DEMO_DAYS_ON_DYNAMODB`] on DynamoDB.
+fn demo_days_for(config: &StoreConfig, chosen: Option<i64>) -> i64 {
+    chosen.unwrap_or(match config {
+        StoreConfig::Embedded { .. } => demo::DEMO_DAYS,
+        StoreConfig::DynamoDb { .. } => demo::DEMO_DAYS_ON_DYNAMODB,
+    })
+}
+
+async fn load_demo(repo: &Repository, days: i64) -> anyhow::Result<()> {
     let key = std::env::var(demo::DEMO_KEY_ENV)
         .ok()
         .filter(|k| !k.is_empty());
     let started = std::time::Instant::now();
-    let outcome = demo::load(repo, key, chrono::Utc::now())
+    let outcome = demo::load(repo, key, chrono::Utc::now(), days)
         .await
         .context("loading the demo space failed")?;
     if outcome.loaded {
         tracing::info!(
+            days,
             pipelines = outcome.pipelines,
             runs = outcome.runs,
             task_runs = outcome.task_runs,

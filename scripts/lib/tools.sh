@@ -26,7 +26,8 @@ free_port() {
 start_moto() {
   local port
   port=$(free_port)
-  "$TOOLS_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" > "$TOOLS_DIR/moto.log" 2>&1 &
+  # scripts/moto_server.py: moto with its per-item table copy in transactions fixed (see there).
+  "$TOOLS_VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" > "$TOOLS_DIR/moto.log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 1 100); do
     if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/')" 2>/dev/null; then

@@ -22,6 +22,13 @@ use crate::repo::{Repository, RunWithTasks};
 
 pub const DEMO_SLUG: &str = "demo";
 pub const DEMO_DAYS: i64 = 30;
+/// Days of history on a DynamoDB-compatible server unless chosen: moto (the CI engine)
+/// copies the whole table for every item of every transaction, so a month of history takes
+/// many minutes there (measured: unfinished after 3) and grows it to gigabytes. DynamoDB
+/// Local and DynamoDB take the full demo (`--demo-days 30`).
+pub const DEMO_DAYS_ON_DYNAMODB: i64 = 3;
+/// The most days of history the demo generates.
+pub const MAX_DEMO_DAYS: i64 = 90;
 /// Environment variable that fixes the demo key (any string of 20+ visible characters).
 pub const DEMO_KEY_ENV: &str = "ORCHESTRATION_DEMO_API_KEY";
 
@@ -406,13 +413,15 @@ fn specs() -> Vec<DagSpec> {
     specs
 }
 
-/// Loads the demo space unless it exists; always returns a usable admin API key (the one in
-/// `key`, when given, else a new random one).
+/// Loads the demo space, with `days` of history (1 to [`MAX_DEMO_DAYS`]), unless it exists;
+/// always returns a usable admin API key (the one in `key`, when given, else a new random one).
 pub async fn load(
     repo: &Repository,
     key: Option<String>,
     now: DateTime<Utc>,
+    days: i64,
 ) -> Result<DemoOutcome> {
+    let days = days.clamp(1, MAX_DEMO_DAYS);
     let existing = repo.get_space(DEMO_SLUG).await?;
     let (space, loaded) = match existing {
         Some(space) => (space, false),
@@ -455,7 +464,7 @@ pub async fn load(
         connectors: Vec::new(),
     };
     if loaded {
-        write_data(repo, space.id, now, &mut outcome).await?;
+        write_data(repo, space.id, now, days, &mut outcome).await?;
     }
     outcome.connectors = repo
         .list_connectors(space.id)
@@ -470,6 +479,7 @@ async fn write_data(
     repo: &Repository,
     space_id: Uuid,
     now: DateTime<Utc>,
+    days: i64,
     outcome: &mut DemoOutcome,
 ) -> Result<()> {
     let teams: Vec<Team> = ["Data Platform", "Analytics", "Finance Data"]
@@ -539,7 +549,7 @@ async fn write_data(
                 )
                 .await?;
         }
-        let runs = runs_of(spec, &pipeline, now, &mut rng);
+        let runs = runs_of(spec, &pipeline, now, days, &mut rng);
         outcome.pipelines += 1;
         outcome.runs += runs.len();
         outcome.task_runs += runs.iter().map(|r| r.task_runs.len()).sum::<usize>();
@@ -592,18 +602,19 @@ fn runs_of(
     spec: &DagSpec,
     pipeline: &Pipeline,
     now: DateTime<Utc>,
+    days: i64,
     rng: &mut StdRng,
 ) -> Vec<RunWithTasks> {
     // Align the first slot to the schedule (daily DAGs at midnight, hourly on the hour).
     let grid = Duration::minutes(spec.every_minutes.unwrap_or(60).min(1440));
-    let start = (now - Duration::days(DEMO_DAYS))
+    let start = (now - Duration::days(days))
         .duration_trunc(grid)
         .unwrap_or(now);
-    // A removed DAG stopped a week ago.
+    // A removed DAG stopped a week ago (half the history, when that is shorter).
     let end = if spec.active {
         now
     } else {
-        now - Duration::days(7)
+        now - Duration::hours((7 * 24).min(days * 12))
     };
     let mut slots: Vec<(DateTime<Utc>, &str)> = Vec::new();
     if let Some(every) = spec.every_minutes {

@@ -172,3 +172,41 @@ async fn bootstrap_a_space_and_use_the_key(backend: Backend) {
 }
 
 on_both_backends!(bootstrap_a_space_and_use_the_key);
+
+/// The README's "local server on DynamoDB" path loads the demo before serving. On moto (the
+/// CI engine, started by scripts/moto_server.py) the default demo for DynamoDB must load in
+/// well under a minute: the full month did not finish in three (moto copied the table for
+/// every item of every transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_loads_on_moto_within_a_minute() {
+    let table = orchestration_tests::dynamo_table().await;
+    let repo = Repository::new(std::sync::Arc::new(table));
+    let started = std::time::Instant::now();
+    let outcome = shared::demo::load(
+        &repo,
+        None,
+        chrono::Utc::now(),
+        shared::demo::DEMO_DAYS_ON_DYNAMODB,
+    )
+    .await
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        outcome.loaded && outcome.pipelines == 25,
+        "{}",
+        outcome.runs
+    );
+    assert!(
+        outcome.runs > 300 && outcome.task_runs > 1000,
+        "{} runs",
+        outcome.runs
+    );
+    assert!(
+        elapsed < std::time::Duration::from_secs(60),
+        "the demo took {elapsed:?} on moto"
+    );
+    eprintln!(
+        "demo ({} runs, {} task runs) loaded on moto in {elapsed:?}",
+        outcome.runs, outcome.task_runs
+    );
+}
