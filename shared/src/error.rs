@@ -49,12 +49,20 @@ pub enum Error {
     UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
-    /// An upstream (Airflow) answered with an error: its status and message pass through.
+    /// An upstream (Airflow) refused the request with a 4xx about it (400, 404, 409...), or is
+    /// busy (429, 503, with the seconds to wait): its status and message pass through.
     #[error("upstream answered {status}: {detail}")]
-    Upstream { status: u16, detail: String },
-    #[error("upstream unreachable: {0}")]
+    Upstream {
+        status: u16,
+        detail: String,
+        retry_after_seconds: Option<u64>,
+    },
+    /// The upstream failed, could not be reached, refused the connector's credentials or
+    /// answered garbage; the message names the cause (never a secret) and is shown (502).
+    #[error("{0}")]
     BadGateway(String),
-    #[error("upstream timed out: {0}")]
+    /// The upstream did not answer in time; the message says what was cut (504).
+    #[error("{0}")]
     GatewayTimeout(String),
     #[error(transparent)]
     Store(#[from] StoreError),

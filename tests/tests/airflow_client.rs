@@ -257,7 +257,7 @@ async fn one_dag_run_is_read_by_its_encoded_id() {
         .dag_run("probe_etl", "scheduled__2026-01-01T00:00:00+00:00")
         .await
         .unwrap_err();
-    assert_eq!(missing.status(), Some(404));
+    assert_eq!(missing.http_status(), Some(404));
     server.verify().await;
 }
 
@@ -596,13 +596,7 @@ async fn persistent_server_errors_stop_after_max_attempts() {
         .await;
     let client = static_client(&server, V2);
     let error = client.dags(0, 10).await.unwrap_err();
-    assert_eq!(
-        error,
-        AirflowError::Status {
-            status: 503,
-            detail: "scheduler restarting".into()
-        }
-    );
+    assert_eq!(error, AirflowError::status(503, "scheduler restarting"));
     assert!(error.is_retryable());
     assert_eq!(client.requests_sent(), 3, "max_attempts = 3");
 }
@@ -710,22 +704,13 @@ async fn client_errors_are_not_retried_and_carry_airflows_detail() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        error,
-        AirflowError::Status {
-            status: 404,
-            detail: expected
-        }
-    );
+    assert_eq!(error, AirflowError::status(404, expected));
     assert_eq!(client.requests_sent(), 1);
 
     let error = static_client(&server, V1).dag("nope").await.unwrap_err();
     assert_eq!(
         error,
-        AirflowError::Status {
-            status: 404,
-            detail: "The DAG with dag_id: nope was not found".into()
-        }
+        AirflowError::status(404, "The DAG with dag_id: nope was not found")
     );
 }
 
@@ -856,13 +841,7 @@ async fn a_permission_403_is_not_a_token_problem() {
         .trigger("probe_etl", &TriggerRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(
-        error,
-        AirflowError::Status {
-            status: 403,
-            detail: "Forbidden".into()
-        }
-    );
+    assert_eq!(error, AirflowError::status(403, "Forbidden"));
     assert_eq!(count(&server, "/auth/token").await, 1, "no refresh");
     assert_eq!(client.requests_sent(), 2);
 }
@@ -879,13 +858,7 @@ async fn a_token_rejected_again_after_refresh_is_not_refreshed_twice() {
         .await;
     let client = client_with(&server, V2, admin());
     let error = client.dags(0, 10).await.unwrap_err();
-    assert_eq!(
-        error,
-        AirflowError::Status {
-            status: 401,
-            detail: "Token Expired".into()
-        }
-    );
+    assert_eq!(error, AirflowError::status(401, "Token Expired"));
     assert_eq!(count(&server, "/auth/token").await, 2);
     assert_eq!(count(&server, "/api/v2/dags").await, 2);
 }
@@ -974,7 +947,7 @@ async fn static_token_is_a_bearer_header_and_never_refreshed() {
         .mount(&server)
         .await;
     let error = static_client(&server, V2).dags(0, 10).await.unwrap_err();
-    assert_eq!(error.status(), Some(401));
+    assert_eq!(error.http_status(), Some(401));
     static_client(&server, V1).dags(0, 10).await.unwrap();
     server.verify().await;
 }
@@ -993,13 +966,7 @@ async fn airflow_2_bad_password_is_a_403_status() {
         .dags(0, 10)
         .await
         .unwrap_err();
-    assert_eq!(
-        error,
-        AirflowError::Status {
-            status: 403,
-            detail: "Forbidden".into()
-        }
-    );
+    assert_eq!(error, AirflowError::status(403, "Forbidden"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1223,13 +1190,10 @@ async fn trigger_errors_carry_airflows_detail_and_are_not_retried() {
     };
     assert_eq!(
         trigger("no_such_dag").await,
-        AirflowError::Status {
-            status: 404,
-            detail: "Dag with dag_id: 'no_such_dag' not found".into()
-        }
+        AirflowError::status(404, "Dag with dag_id: 'no_such_dag' not found")
     );
     let duplicate = trigger("dup").await;
-    assert_eq!(duplicate.status(), Some(409));
+    assert_eq!(duplicate.http_status(), Some(409));
     assert!(
         duplicate
             .to_string()
@@ -1237,11 +1201,18 @@ async fn trigger_errors_carry_airflows_detail_and_are_not_retried() {
             && duplicate.to_string().contains("x865FHMZ"),
         "{duplicate}"
     );
+    // A 422 keeps each entry of Airflow's list with its location (the API answers them).
     assert_eq!(
         trigger("bad").await,
         AirflowError::Status {
             status: 422,
-            detail: "body.logical_date: Input should be a valid datetime or date, invalid character in year".into()
+            detail: "body.logical_date: Input should be a valid datetime or date, invalid character in year".into(),
+            retry_after: None,
+            fields: vec![shared::airflow::AirflowFieldError {
+                loc: vec!["body".into(), "logical_date".into()],
+                msg: "Input should be a valid datetime or date, invalid character in year".into(),
+                kind: "datetime_from_date_parsing".into(),
+            }],
         }
     );
     assert_eq!(client.requests_sent(), 3);
@@ -1251,11 +1222,10 @@ async fn trigger_errors_carry_airflows_detail_and_are_not_retried() {
         .unwrap_err();
     assert_eq!(
         v1,
-        AirflowError::Status {
-            status: 409,
-            detail: "DAGRun with DAG ID: 'probe_etl' and DAGRun ID: 'ci_run_1' already exists"
-                .into()
-        }
+        AirflowError::status(
+            409,
+            "DAGRun with DAG ID: 'probe_etl' and DAGRun ID: 'ci_run_1' already exists"
+        )
     );
     server.verify().await;
 }
@@ -1286,7 +1256,7 @@ async fn trigger_is_not_retried_on_500_or_timeout() {
         .trigger("probe_etl", &TriggerRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(error.status(), Some(500));
+    assert_eq!(error.http_status(), Some(500));
     let error = client
         .trigger("slow", &TriggerRequest::default())
         .await

@@ -433,6 +433,122 @@ async fn trigger_passes_airflow_errors_through(backend: Backend) {
     assert_eq!(header(&pipeline_runs, "x-total-count"), "1");
 }
 
+/// What a client sees when Airflow misbehaves on a trigger (docs/API.md, "Trigger"): 401 and
+/// 403 stay the caller's own codes, so Airflow refusing the connector's credentials is a 502
+/// that says so; Airflow's 422 is the platform's list with Airflow's locations; 429 and 503
+/// keep their code with a `Retry-After` (Airflow's, else one computed); Airflow's 5xx is a
+/// 502; every 502 names its cause and never a secret.
+async fn trigger_answers_for_each_airflow_failure(backend: Backend) {
+    let (app, airflow, connector) = setup(backend, |_| {}).await;
+    let sync = format!("/connectors/{}/sync", connector.id);
+    send(&app, Method::POST, &sync, &app.keys.admin, None, &[]).await;
+    let trigger = format!(
+        "/pipelines/{}/trigger",
+        ids::pipeline_id(connector.id, "etl")
+    );
+    let attempt = |faults: Vec<Fault>| {
+        airflow.with(|state| {
+            state.clear_faults();
+            state.fault_next(faults);
+        });
+        async { body(send(&app, Method::POST, &trigger, &app.keys.editor, None, &[]).await).await }
+    };
+
+    for refused in [401, 403] {
+        // 401 twice: the client fetches a new token once before believing it.
+        let (status, json) = attempt(vec![Fault::Status(refused); 2]).await;
+        assert_eq!(status, 502, "Airflow's {refused}: {json}");
+        let detail = json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("refused the connector's credentials"),
+            "{detail}"
+        );
+        assert!(detail.contains(&refused.to_string()), "{detail}");
+    }
+
+    let (status, json) = attempt(vec![Fault::Status(422)]).await;
+    assert_eq!(status, 422, "{json}");
+    assert_eq!(
+        json["detail"],
+        json!([{"loc": ["body"], "msg": "injected failure", "type": "value_error"}]),
+        "a string detail becomes one entry at the body"
+    );
+
+    // max_attempts is 2 here: two 429s exhaust the retries.
+    let (status, json) = attempt(vec![Fault::TooManyRequests(1); 2]).await;
+    assert_eq!(status, 429, "{json}");
+    let response = {
+        airflow
+            .with(|state| state.fault_next([Fault::TooManyRequests(0), Fault::TooManyRequests(7)]));
+        send(&app, Method::POST, &trigger, &app.keys.editor, None, &[]).await
+    };
+    // The last answer's Retry-After goes on to the client.
+    assert_eq!(header(&response, "retry-after"), "7");
+    let response = {
+        airflow.with(|state| state.fault_next(vec![Fault::Status(503); 2]));
+        send(&app, Method::POST, &trigger, &app.keys.editor, None, &[]).await
+    };
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        header(&response, "retry-after"),
+        shared::service::connectors::DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS.to_string(),
+        "computed when Airflow gives none"
+    );
+
+    // A 500 is not retried for a trigger (the run may exist): one answer, a 502.
+    let (status, json) = attempt(vec![Fault::Status(500)]).await;
+    assert_eq!(status, 502, "{json}");
+    assert!(
+        json["detail"].as_str().unwrap().contains("HTTP 500"),
+        "{json}"
+    );
+
+    let (status, json) = attempt(vec![Fault::Garbage]).await;
+    assert_eq!(status, 502, "{json}");
+    assert!(
+        json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid response"),
+        "{json}"
+    );
+
+    airflow.with(|state| state.clear_faults());
+    let unset = Connector {
+        auth: ConnectorAuth::Password {
+            username: "admin".into(),
+            password: SecretRef::Env("ORCHESTRATION_TEST_UNSET_SECRET".into()),
+        },
+        ..connector.clone()
+    };
+    app.repo.put_connector(&unset).await.unwrap();
+    let (status, json) =
+        body(send(&app, Method::POST, &trigger, &app.keys.editor, None, &[]).await).await;
+    assert_eq!(status, 502, "{json}");
+    assert!(
+        json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ORCHESTRATION_TEST_UNSET_SECRET is not set"),
+        "{json}"
+    );
+
+    let down = Connector {
+        base_url: "http://127.0.0.1:9".into(),
+        ..connector
+    };
+    app.repo.put_connector(&down).await.unwrap();
+    let (status, json) =
+        body(send(&app, Method::POST, &trigger, &app.keys.editor, None, &[]).await).await;
+    assert_eq!(status, 502, "{json}");
+    let detail = json["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("Airflow could not be reached: "),
+        "{detail}"
+    );
+    assert!(!detail.contains("admin"), "no credential in {detail}");
+}
+
 /// A request that died after claiming its Idempotency-Key and after Airflow created the run:
 /// the retry, a minute later, takes the claim over and returns that run (no duplicate).
 async fn an_abandoned_idempotent_trigger_is_completed_by_its_retry(backend: Backend) {
@@ -508,6 +624,7 @@ async fn an_abandoned_idempotent_trigger_is_completed_by_its_retry(backend: Back
 
 on_both_backends!(
     an_abandoned_idempotent_trigger_is_completed_by_its_retry,
+    trigger_answers_for_each_airflow_failure,
     connector_sync_over_http,
     spent_budget_answers_202_and_the_next_sync_resumes,
     unreachable_airflow_is_a_failed_sync_record,

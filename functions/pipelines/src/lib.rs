@@ -15,7 +15,7 @@ use chrono::Utc;
 use shared::Result;
 use shared::api::{
     CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView, RunView,
-    TeamUpdate, TriggerBody,
+    TeamUpdate, TriggerBody, ValidationErrorBody,
 };
 use shared::auth::Caller;
 use shared::domain::model::{Criticality, PipelineStatus, Provider, Role};
@@ -225,10 +225,13 @@ async fn unwatch(
 
 /// Trigger a run of the pipeline's DAG in Airflow. Editors and admins.
 ///
-/// The run is stored at once (normally `queued`) and followed by later syncs. Airflow's own
-/// error status and message pass through; 502 when Airflow cannot be reached, 504 when it does
-/// not answer in time. With an `Idempotency-Key`, a retried request returns the first run
-/// (200) instead of starting another.
+/// The run is stored at once (normally `queued`) and followed by later syncs. Airflow's 4xx
+/// about the request passes through (400, 404, 409; its 422 as this API's validation list);
+/// Airflow refusing the connector's credentials, failing (5xx), answering garbage or being
+/// unreachable is a 502 whose detail names the cause; 429 and 503 keep their code with
+/// `Retry-After`; 504 when Airflow does not answer before the request deadline (default
+/// 25 s). With an `Idempotency-Key`, a retried request returns the first run (200) instead of
+/// starting another.
 #[utoipa::path(
     post,
     path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/trigger",
@@ -242,10 +245,15 @@ async fn unwatch(
     responses(
         (status = 201, description = "The run, created now", body = RunView),
         (status = 200, description = "The run created by an earlier request with the same Idempotency-Key", body = RunView),
-        (status = 403, description = "The caller is not an editor or admin (or Airflow refused)", body = ErrorBody),
+        (status = 400, description = "Airflow refused the request (its message)", body = ErrorBody),
+        (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
+        (status = 404, description = "Unknown pipeline, or Airflow no longer has the DAG (its message)", body = ErrorBody),
         (status = 409, description = "Airflow refused (e.g. duplicate run), or the same Idempotency-Key is in progress", body = ErrorBody),
-        (status = 502, description = "Airflow could not be reached", body = ErrorBody),
-        (status = 504, description = "Airflow did not answer in time", body = ErrorBody),
+        (status = 422, description = "Invalid body or Idempotency-Key, or Airflow refused the body (its locations kept)", body = ValidationErrorBody),
+        (status = 429, description = "The API key is over its rate limit, or Airflow is throttling; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "Airflow refused the connector's credentials, failed (5xx), answered garbage or could not be reached; the detail names the cause", body = ErrorBody),
+        (status = 503, description = "Airflow or the store is unavailable; retry after `Retry-After` seconds", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 504, description = "Airflow did not answer before the request deadline", body = ErrorBody),
     )
 )]
 async fn trigger(

@@ -307,7 +307,7 @@ impl AirflowClient {
             )
             .await;
         match answer {
-            Err(AirflowError::Status { status, detail }) if rejects_token(status, &detail) => {
+            Err(AirflowError::Status { status, detail, .. }) if rejects_token(status, &detail) => {
                 tracing::debug!(status, %detail, "Airflow rejected the JWT; getting a new one");
                 let token = cache
                     .replace(&token, || self.fetch_token(username, password))
@@ -354,7 +354,7 @@ impl AirflowClient {
             )
             .await
             .map_err(|error| match error {
-                AirflowError::Status { status, detail } if status < 500 && status != 429 => {
+                AirflowError::Status { status, detail, .. } if status < 500 && status != 429 => {
                     AirflowError::Auth(format!("POST /auth/token answered HTTP {status}: {detail}"))
                 }
                 other => other,

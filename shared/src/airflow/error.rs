@@ -1,5 +1,7 @@
 //! The client's one error type, and how Airflow's error bodies become its `detail` text.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 /// The longest `detail` kept from an Airflow error body, in characters.
@@ -9,9 +11,16 @@ const MAX_DETAIL_CHARS: usize = 500;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AirflowError {
     /// Airflow answered with an error status; `detail` is Airflow's message (its `detail` field
-    /// if JSON, else the text), truncated to about 500 characters.
+    /// if JSON, else the text), truncated to about 500 characters. `retry_after` is Airflow's
+    /// `Retry-After` (seconds or HTTP-date), `fields` the entries of a validation error's
+    /// `detail` list (422), each with Airflow's location.
     #[error("Airflow answered HTTP {status}: {detail}")]
-    Status { status: u16, detail: String },
+    Status {
+        status: u16,
+        detail: String,
+        retry_after: Option<Duration>,
+        fields: Vec<AirflowFieldError>,
+    },
     /// Connection refused or reset, DNS failure... (after the retries).
     #[error("Airflow unreachable: {0}")]
     Unreachable(String),
@@ -33,7 +42,28 @@ pub enum AirflowError {
     Invalid(String),
 }
 
+/// One entry of a validation error's `detail` list, as Airflow (FastAPI/Pydantic, or
+/// Connexion on Airflow 2) gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AirflowFieldError {
+    /// Airflow's location, e.g. `["body", "logical_date"]` (numbers as text).
+    pub loc: Vec<String>,
+    pub msg: String,
+    /// Pydantic's `type` (`missing`, `datetime_parsing`...), `value_error` when absent.
+    pub kind: String,
+}
+
 impl AirflowError {
+    /// An error status without `Retry-After` or field errors.
+    pub fn status(status: u16, detail: impl Into<String>) -> Self {
+        AirflowError::Status {
+            status,
+            detail: detail.into(),
+            retry_after: None,
+            fields: Vec::new(),
+        }
+    }
+
     /// Whether trying again later may succeed: 429, 5xx, unreachable, timeout.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -46,7 +76,7 @@ impl AirflowError {
     }
 
     /// The HTTP status Airflow answered with, when it answered.
-    pub fn status(&self) -> Option<u16> {
+    pub fn http_status(&self) -> Option<u16> {
         match self {
             AirflowError::Status { status, .. } => Some(*status),
             _ => None,
@@ -80,19 +110,51 @@ pub(crate) fn error_detail(body: &[u8]) -> String {
     truncate(detail)
 }
 
+/// The entries of a validation error body's `detail` list (empty for other shapes).
+pub(crate) fn field_errors(body: &[u8]) -> Vec<AirflowFieldError> {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let Some(Value::Array(items)) = object.get("detail") else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| AirflowFieldError {
+            loc: item
+                .get("loc")
+                .and_then(Value::as_array)
+                .map(|parts| parts.iter().map(loc_part).collect())
+                .unwrap_or_default(),
+            msg: truncate(
+                item.get("msg")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| item.to_string(), str::to_string),
+            ),
+            kind: item
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("value_error")
+                .to_string(),
+        })
+        .take(50)
+        .collect()
+}
+
+fn loc_part(part: &Value) -> String {
+    match part {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// `body.logical_date: Field required` from one pydantic error.
 fn validation_item(item: &Value) -> String {
     let msg = item.get("msg").and_then(Value::as_str);
-    let loc = item.get("loc").and_then(Value::as_array).map(|parts| {
-        parts
-            .iter()
-            .map(|part| match part {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join(".")
-    });
+    let loc = item
+        .get("loc")
+        .and_then(Value::as_array)
+        .map(|parts| parts.iter().map(loc_part).collect::<Vec<_>>().join("."));
     match (loc, msg) {
         (Some(loc), Some(msg)) => format!("{loc}: {msg}"),
         (None, Some(msg)) => msg.to_string(),
@@ -157,10 +219,7 @@ mod tests {
 
     #[test]
     fn retryable_kinds() {
-        let status = |status| AirflowError::Status {
-            status,
-            detail: String::new(),
-        };
+        let status = |status| AirflowError::status(status, "");
         assert!(status(429).is_retryable());
         assert!(status(503).is_retryable());
         assert!(!status(404).is_retryable());
@@ -169,5 +228,32 @@ mod tests {
         assert!(AirflowError::Unreachable(String::new()).is_retryable());
         assert!(!AirflowError::Auth(String::new()).is_retryable());
         assert!(!AirflowError::Decode(String::new()).is_retryable());
+    }
+}
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+
+    #[test]
+    fn validation_entries_keep_airflows_locations() {
+        let body = br#"{"detail": [{"type": "missing", "loc": ["body", "logical_date"], "msg": "Field required"}, {"loc": ["body", "conf", 0], "msg": "bad"}]}"#;
+        assert_eq!(
+            field_errors(body),
+            vec![
+                AirflowFieldError {
+                    loc: vec!["body".into(), "logical_date".into()],
+                    msg: "Field required".into(),
+                    kind: "missing".into()
+                },
+                AirflowFieldError {
+                    loc: vec!["body".into(), "conf".into(), "0".into()],
+                    msg: "bad".into(),
+                    kind: "value_error".into()
+                },
+            ]
+        );
+        assert!(field_errors(br#"{"detail": "text"}"#).is_empty());
+        assert!(field_errors(b"not json").is_empty());
     }
 }

@@ -15,6 +15,6 @@ mod request;
 mod transport;
 
 pub use client::{AirflowClient, AirflowConfig, Credentials};
-pub use error::AirflowError;
+pub use error::{AirflowError, AirflowFieldError};
 pub use models::{Dag, DagRun, Page, TaskInstance, TriggerRequest};
 pub use request::MAX_PAGE_LIMIT;

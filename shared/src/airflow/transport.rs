@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
 use super::auth::Credential;
-use super::error::{AirflowError, error_detail};
+use super::error::{AirflowError, error_detail, field_errors};
 
 /// The longest wait a `Retry-After` header can impose.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -104,6 +104,8 @@ impl Transport {
                     let error = AirflowError::Status {
                         status,
                         detail: error_detail(&reply.body),
+                        retry_after: reply.retry_after,
+                        fields: field_errors(&reply.body),
                     };
                     let retryable = match status {
                         429 | 503 => true,
@@ -131,7 +133,9 @@ impl Transport {
             if attempt >= self.max_attempts {
                 return Err(error);
             }
-            let delay = retry_after.unwrap_or_else(|| backoff(self.base_delay, attempt));
+            let delay = retry_after
+                .map(|asked| asked.min(MAX_RETRY_AFTER))
+                .unwrap_or_else(|| backoff(self.base_delay, attempt));
             if deadline.is_some_and(|at| Instant::now() + delay >= at) {
                 // The retry could not finish in time: this failure is the answer.
                 return Err(error);
@@ -194,10 +198,23 @@ fn cut_at_deadline(method: &Method, url: &Url, last_error: Option<AirflowError>)
     })
 }
 
-/// `Retry-After` in seconds, capped; the HTTP-date form falls back to the backoff.
+/// `Retry-After` as seconds or as an HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`; a date past
+/// is zero). Not capped: the caller caps its own waits, and passes Airflow's value on.
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+    parse_retry_after_at(value, chrono::Utc::now())
+}
+
+fn parse_retry_after_at(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// `base * 2^(attempt-1)`, capped, with "equal jitter": uniformly between half and all of it.
@@ -232,10 +249,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_seconds_are_capped() {
-        assert_eq!(parse_retry_after("1"), Some(Duration::from_secs(1)));
-        assert_eq!(parse_retry_after(" 120 "), Some(MAX_RETRY_AFTER));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .to_utc();
+        let parse = |value| parse_retry_after_at(value, now);
+        assert_eq!(parse("1"), Some(Duration::from_secs(1)));
+        assert_eq!(parse(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse("Wed, 21 Oct 2015 07:28:42 GMT"),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(parse("Wed, 21 Oct 2015 07:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse("soon"), None);
+        assert_eq!(parse("-3"), None);
     }
 
     #[test]

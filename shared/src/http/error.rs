@@ -36,9 +36,9 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = match &self {
             Error::Validation(errors) => json!({ "detail": errors }),
-            Error::Upstream { detail, .. } => json!({ "detail": detail }),
-            Error::BadGateway(_) => json!({ "detail": "Airflow could not be reached" }),
-            Error::GatewayTimeout(_) => json!({ "detail": "Airflow did not answer in time" }),
+            Error::Upstream { detail, .. }
+            | Error::BadGateway(detail)
+            | Error::GatewayTimeout(detail) => json!({ "detail": detail }),
             Error::Store(StoreError::Unavailable(_)) => {
                 json!({ "detail": "The service is temporarily unavailable, retry shortly" })
             }
@@ -65,6 +65,10 @@ impl IntoResponse for Error {
             }
             Error::TooManyRequests {
                 retry_after_seconds,
+            }
+            | Error::Upstream {
+                retry_after_seconds: Some(retry_after_seconds),
+                ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }

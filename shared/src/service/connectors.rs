@@ -10,7 +10,7 @@ use crate::airflow::{AirflowClient, AirflowConfig, AirflowError, Credentials};
 use crate::auth::Caller;
 use crate::domain::model::{Connector, ConnectorAuth, Provider, Role};
 use crate::domain::sync::{SyncCounts, SyncRecord, SyncStatus, SyncTrigger};
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 use crate::repo::Repository;
 use crate::secrets::SecretResolver;
 use crate::sync::{SyncOptions, sync_connector};
@@ -161,14 +161,79 @@ pub async fn list_syncs(
     })
 }
 
-/// How an Airflow failure reaches the API's caller: Airflow's own status and message pass
-/// through; unreachable is 502, a timeout 504.
+/// `Retry-After` given to the caller when Airflow answered 429 or 503 without one.
+pub const DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS: u64 = 10;
+
+/// How an Airflow failure reaches the API's caller (docs/API.md, "Trigger"): Airflow's 4xx
+/// about the request passes through, except 401/403 (the caller's own key and role own those
+/// codes: Airflow refusing the connector's credentials is a 502) and 422 (the platform's
+/// validation list, with Airflow's locations); 429 and 503 keep their code with a
+/// `Retry-After`; Airflow's 5xx and every other failure is a 502 naming the cause; no answer
+/// in time a 504.
 pub fn airflow_error(error: AirflowError) -> Error {
     match error {
-        AirflowError::Status { status, detail } => Error::Upstream { status, detail },
+        AirflowError::Status {
+            status: status @ (401 | 403),
+            detail,
+            ..
+        } => Error::BadGateway(format!(
+            "Airflow refused the connector's credentials (HTTP {status}): {detail}"
+        )),
+        AirflowError::Status {
+            status: 422,
+            detail,
+            fields,
+            ..
+        } => Error::Validation(if fields.is_empty() {
+            vec![FieldError::new(&["body"], detail, "value_error")]
+        } else {
+            fields
+                .into_iter()
+                .map(|field| FieldError {
+                    loc: field.loc,
+                    msg: field.msg,
+                    kind: field.kind,
+                })
+                .collect()
+        }),
+        AirflowError::Status {
+            status: status @ (429 | 503),
+            detail,
+            retry_after,
+            ..
+        } => Error::Upstream {
+            status,
+            detail,
+            retry_after_seconds: Some(retry_after.map_or(
+                DEFAULT_UPSTREAM_RETRY_AFTER_SECONDS,
+                // Whole seconds, rounded up: never earlier than Airflow asked.
+                |wait| wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            )),
+        },
+        AirflowError::Status {
+            status: status @ 500..,
+            detail,
+            ..
+        } => Error::BadGateway(format!("Airflow failed (HTTP {status}): {detail}")),
+        AirflowError::Status { status, detail, .. } => Error::Upstream {
+            status,
+            detail,
+            retry_after_seconds: None,
+        },
         AirflowError::Timeout(detail) | AirflowError::Deadline(detail) => {
-            Error::GatewayTimeout(detail)
+            Error::GatewayTimeout(format!("Airflow did not answer in time: {detail}"))
         }
-        other => Error::BadGateway(other.to_string()),
+        AirflowError::Unreachable(detail) => {
+            Error::BadGateway(format!("Airflow could not be reached: {detail}"))
+        }
+        AirflowError::Auth(detail) => Error::BadGateway(format!(
+            "Airflow refused the connector's credentials: {detail}"
+        )),
+        AirflowError::Decode(detail) => Error::BadGateway(format!(
+            "Airflow answered with an invalid response: {detail}"
+        )),
+        AirflowError::Invalid(detail) => Error::BadGateway(format!(
+            "The connector's Airflow settings are invalid: {detail}"
+        )),
     }
 }
