@@ -528,7 +528,7 @@ async fn write_pipeline(
     let pipeline = pipeline_of(&spec, context);
     repo.upsert_pipeline_metadata(&pipeline).await?;
     // A third of the pipelines are governed (team and criticality), as in a real space.
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         let team = context.team_ids[index % context.team_ids.len()];
         let criticality = Criticality::ALL[index % Criticality::ALL.len()];
         repo.set_pipeline_governance(

@@ -61,13 +61,14 @@ async fn list_runs(
         run_type: params.choice("run_type", &run_types).map(str::to_string),
     };
     if let (Some(from), Some(to)) = (filter.started_from, filter.started_to)
-        && from > to {
-            params.reject(
-                "started_to",
-                "started_to must not be before started_from",
-                "value_error",
-            );
-        }
+        && from > to
+    {
+        params.reject(
+            "started_to",
+            "started_to must not be before started_from",
+            "value_error",
+        );
+    }
     let page = params.page(LARGE_PAGES);
     params.finish()?;
     let paged = runs::list(&state.repo, &caller, pipeline_id, &filter, page).await?;
