@@ -314,7 +314,39 @@ async fn trigger_creates_the_run_at_once(backend: Backend) {
         .await,
     )
     .await;
-    assert_eq!((status, &again["id"]), (200, &first["id"]));
+    assert_eq!(
+        (status, &again),
+        (201, &first),
+        "the original answer, replayed"
+    );
+    let replayed = send(
+        &app,
+        Method::POST,
+        &trigger,
+        &app.keys.editor,
+        Some(request.clone()),
+        &key,
+    )
+    .await;
+    assert_eq!(header(&replayed, "idempotent-replayed"), "true");
+
+    // The same key from another caller (the admin), or for another pipeline, is another
+    // request: its own run, never the editor's run and conf.
+    let (status, admins) = body(
+        send(
+            &app,
+            Method::POST,
+            &trigger,
+            &app.keys.admin,
+            Some(json!({"note": "the admin's"})),
+            &key,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{admins}");
+    assert_ne!(admins["id"], first["id"]);
+    assert_ne!(admins["dag_run_id"], first["dag_run_id"]);
     let other = json!({"note": "something else"});
     assert_eq!(
         send(
@@ -330,7 +362,10 @@ async fn trigger_creates_the_run_at_once(backend: Backend) {
         422
     );
     let runs_in_airflow = airflow.with(|state| state.runs.len());
-    assert_eq!(runs_in_airflow, 3, "the seeded run and two triggered ones");
+    assert_eq!(
+        runs_in_airflow, 4,
+        "the seeded run, two triggered by the editor, one by the admin"
+    );
 
     // The run moves on in Airflow; a sync brings the change.
     let dag_run_id = first["dag_run_id"].as_str().unwrap().to_string();
@@ -565,16 +600,18 @@ async fn an_abandoned_idempotent_trigger_is_completed_by_its_retry(backend: Back
     .await;
     let pipeline_id = ids::pipeline_id(connector.id, "etl");
     let key = "crashed-request-7";
-    let key_hash: String = sha2::Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let editor = app
         .repo
         .find_api_key(&shared::auth::hash_key(&app.keys.editor))
         .await
         .unwrap()
         .unwrap();
+    let key_hash = shared::service::trigger::idempotency_key_hash(
+        app.space.id,
+        editor.user_id,
+        pipeline_id,
+        key,
+    );
     let request_body = json!({"note": "retried"});
     // What the dead request left: its claim (no run yet), and the run in Airflow.
     let fingerprint = {
@@ -589,6 +626,7 @@ async fn an_abandoned_idempotent_trigger_is_completed_by_its_retry(backend: Back
         pipeline_id,
         request_hash: fingerprint,
         run_id: None,
+        response: None,
         claimed_at: long_ago,
         expires_at: (Utc::now() + chrono::Duration::hours(1)).timestamp(),
     };

@@ -26,7 +26,7 @@ use shared::http::{AppState, app_with, meta_routes};
 use shared::service::Deadline;
 use shared::service::governance;
 use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
-use shared::service::trigger::{self, MAX_IDEMPOTENCY_KEY_LEN, TriggerInput};
+use shared::service::trigger::{self, MAX_IDEMPOTENCY_KEY_LEN, TriggerInput, Triggered};
 use utoipa::OpenApi;
 
 /// This group's routes, relative to the API prefix.
@@ -243,8 +243,7 @@ async fn unwatch(
     ),
     request_body(content = Option<TriggerBody>, description = "All fields optional; the body itself too"),
     responses(
-        (status = 201, description = "The run, created now", body = RunView),
-        (status = 200, description = "The run created by an earlier request with the same Idempotency-Key", body = RunView),
+        (status = 201, description = "The run, created now; or, for a retry with the same Idempotency-Key (same caller and pipeline), the first answer replayed with `Idempotent-Replayed: true`", body = RunView, headers(("Idempotent-Replayed" = Option<bool>, description = "Present (true) when this answer replays an earlier request's"))),
         (status = 400, description = "Airflow refused the request (its message)", body = ErrorBody),
         (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
         (status = 404, description = "Unknown pipeline, or Airflow no longer has the DAG (its message)", body = ErrorBody),
@@ -273,7 +272,7 @@ async fn trigger(
         note: fields.optional_string("note"),
     };
     fields.finish()?;
-    let (run, created) = trigger::trigger(
+    let triggered = trigger::trigger(
         &state.repo,
         &state.secrets,
         state.airflow,
@@ -285,12 +284,16 @@ async fn trigger(
         Deadline::after(state.request_deadline),
     )
     .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(run)).into_response())
+    // A replay answers as the original did (201, its body), flagged for the client.
+    Ok(match triggered {
+        Triggered::Created(run) => (StatusCode::CREATED, Json(run)).into_response(),
+        Triggered::Replayed(original) => (
+            StatusCode::CREATED,
+            [("idempotent-replayed", "true")],
+            Json(original),
+        )
+            .into_response(),
+    })
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {

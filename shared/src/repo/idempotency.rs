@@ -20,6 +20,10 @@ pub struct IdempotencyRecord {
     pub request_hash: String,
     /// Set once the run exists.
     pub run_id: Option<Uuid>,
+    /// The body of the original answer (201), replayed as it was sent. Absent in records
+    /// written before replays kept it: those replay the run as it is now.
+    #[serde(default)]
+    pub response: Option<serde_json::Value>,
     /// When the key was claimed (a claim left without a run by a crash is taken over later).
     pub claimed_at: DateTime<Utc>,
     /// Epoch seconds (the table's TTL attribute).

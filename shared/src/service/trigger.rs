@@ -53,8 +53,26 @@ const ABANDONED_CLAIM: chrono::Duration = chrono::Duration::seconds(60);
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// Triggers the pipeline's DAG. Returns the run and whether it was created now (`true`) or
-/// replayed from an earlier request with the same `Idempotency-Key` (`false`). Airflow gets
+/// What a trigger answers (201 either way).
+#[derive(Debug, Clone)]
+pub enum Triggered {
+    /// The run, created now.
+    Created(RunView),
+    /// A retry with the same `Idempotency-Key`: the original answer's body, as it was sent.
+    Replayed(Value),
+}
+
+/// The hash an `Idempotency-Key` is stored and sent to Airflow under: scoped to the space,
+/// the user and the pipeline, so the same key from another caller (or for another pipeline)
+/// is another request, never a replay of someone else's run and `conf`. The Airflow run id is
+/// derived from it too, so two spaces sharing one Airflow cannot meet there either.
+pub fn idempotency_key_hash(space_id: Uuid, user_id: Uuid, pipeline_id: Uuid, key: &str) -> String {
+    let scope = format!("{space_id}\n{user_id}\n{pipeline_id}\n");
+    hex(&Sha256::digest([scope.as_bytes(), key.as_bytes()].concat()))
+}
+
+/// Triggers the pipeline's DAG: the run created now, or, for a retry with the same
+/// `Idempotency-Key` (same space, user and pipeline), the first answer replayed. Airflow gets
 /// until `deadline`'s cut-off to answer (504 after it, the key freed for a retry).
 #[allow(clippy::too_many_arguments)]
 pub async fn trigger(
@@ -67,7 +85,7 @@ pub async fn trigger(
     idempotency_key: Option<&str>,
     now: DateTime<Utc>,
     deadline: Deadline,
-) -> Result<(RunView, bool)> {
+) -> Result<Triggered> {
     caller.require(Role::Editor)?;
     let pipeline = repo
         .get_pipeline(caller.space_id, pipeline_id)
@@ -81,11 +99,12 @@ pub async fn trigger(
     let fingerprint = input.fingerprint(pipeline_id);
     let claim = match idempotency_key {
         Some(key) => {
-            let key_hash = hex(&Sha256::digest(key.as_bytes()));
+            let key_hash = idempotency_key_hash(caller.space_id, caller.user_id, pipeline_id, key);
             let record = IdempotencyRecord {
                 pipeline_id,
                 request_hash: fingerprint.clone(),
                 run_id: None,
+                response: None,
                 claimed_at: now,
                 expires_at: idempotency_expiry(now),
             };
@@ -103,7 +122,7 @@ pub async fn trigger(
                 Some(earlier) => {
                     return replay(repo, caller, &earlier, &fingerprint)
                         .await
-                        .map(|run| (run, false));
+                        .map(Triggered::Replayed);
                 }
                 None => {}
             }
@@ -120,11 +139,12 @@ pub async fn trigger(
     match (result, claim) {
         (Ok(run), Some((key_hash, mut record))) => {
             record.run_id = Some(run.id);
+            record.response = Some(serde_json::to_value(&run).map_err(Error::internal)?);
             repo.complete_idempotency_key(caller.space_id, caller.user_id, &key_hash, &record)
                 .await?;
-            Ok((run, true))
+            Ok(Triggered::Created(run))
         }
-        (Ok(run), None) => Ok((run, true)),
+        (Ok(run), None) => Ok(Triggered::Created(run)),
         (Err(error), Some((key_hash, _))) => {
             // Free the key so the client can retry: the retry sends the same Airflow run id,
             // so a run this attempt created after all (a timeout) is found, not duplicated.
@@ -141,7 +161,7 @@ async fn replay(
     caller: &Caller,
     earlier: &IdempotencyRecord,
     fingerprint: &str,
-) -> Result<RunView> {
+) -> Result<Value> {
     if earlier.request_hash != fingerprint {
         return Err(Error::validation(
             &["header", "idempotency-key"],
@@ -152,11 +172,16 @@ async fn replay(
     let run_id = earlier.run_id.ok_or_else(|| {
         Error::Conflict("A request with this Idempotency-Key is still being processed".into())
     })?;
-    repo.get_run(run_id)
+    if let Some(original) = &earlier.response {
+        return Ok(original.clone());
+    }
+    let run = repo
+        .get_run(run_id)
         .await?
         .filter(|run| run.space_id == caller.space_id)
         .map(RunView::from)
-        .ok_or_else(|| Error::internal("idempotency record points at a missing run"))
+        .ok_or_else(|| Error::internal("idempotency record points at a missing run"))?;
+    serde_json::to_value(run).map_err(Error::internal)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -212,4 +237,25 @@ async fn call_airflow(
     )
     .await?;
     Ok(RunView::from(run))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_scoped_to_space_user_and_pipeline() {
+        let (space, user, pipeline) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let hash = idempotency_key_hash(space, user, pipeline, "retry-1");
+        assert_eq!(hash, idempotency_key_hash(space, user, pipeline, "retry-1"));
+        for other in [
+            idempotency_key_hash(Uuid::new_v4(), user, pipeline, "retry-1"),
+            idempotency_key_hash(space, Uuid::new_v4(), pipeline, "retry-1"),
+            idempotency_key_hash(space, user, Uuid::new_v4(), "retry-1"),
+            idempotency_key_hash(space, user, pipeline, "retry-2"),
+        ] {
+            // Also the Airflow run id (`api__` + the first 32 characters) differs.
+            assert_ne!(other[..32], hash[..32]);
+        }
+    }
 }
