@@ -57,7 +57,7 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 #[derive(Debug, Clone)]
 pub enum Triggered {
     /// The run, created now.
-    Created(RunView),
+    Created(Box<RunView>),
     /// A retry with the same `Idempotency-Key`: the original answer's body, as it was sent.
     Replayed(Value),
 }
@@ -142,9 +142,9 @@ pub async fn trigger(
             record.response = Some(serde_json::to_value(&run).map_err(Error::internal)?);
             repo.complete_idempotency_key(caller.space_id, caller.user_id, &key_hash, &record)
                 .await?;
-            Ok(Triggered::Created(run))
+            Ok(Triggered::Created(Box::new(run)))
         }
-        (Ok(run), None) => Ok(Triggered::Created(run)),
+        (Ok(run), None) => Ok(Triggered::Created(Box::new(run))),
         (Err(error), Some((key_hash, _))) => {
             // Free the key so the client can retry: the retry sends the same Airflow run id,
             // so a run this attempt created after all (a timeout) is found, not duplicated.
