@@ -47,7 +47,7 @@ pub enum Error {
     PayloadTooLarge,
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
-    #[error("too many requests")]
+    #[error("Rate limit exceeded. Retry in {retry_after_seconds} seconds.")]
     TooManyRequests { retry_after_seconds: u64 },
     /// An upstream (Airflow) refused the request with a 4xx about it (400, 404, 409...), or is
     /// busy (429, 503, with the seconds to wait): its status and message pass through.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use orchestration_tests::app::{SPACE, TestApp, body};
+use orchestration_tests::app::{OTHER_SPACE, SPACE, TestApp, body};
 use orchestration_tests::{Backend, on_both_backends};
 use shared::config::AccessConfig;
 use shared::http::AppState;
@@ -42,7 +42,16 @@ async fn wait_for_a_fresh_minute_if_needed() {
 async fn over_the_limit_is_429_with_retry_after(backend: Backend) {
     let app = TestApp::spawn_with(backend, |state| state.set_access(limited(5))).await;
     wait_for_a_fresh_minute_if_needed().await;
-    for expected_remaining in (0..5).rev() {
+    let outside = app
+        .get_in(OTHER_SPACE, "/pipelines", Some(&app.keys.viewer))
+        .await;
+    assert_eq!(outside.status(), 404);
+    assert_eq!(
+        number(&outside, "x-ratelimit-remaining"),
+        4,
+        "a request to a space the key cannot see counts"
+    );
+    for expected_remaining in (0..4).rev() {
         let response = app.get("/pipelines", Some(&app.keys.viewer)).await;
         assert_eq!(response.status(), 200);
         assert_eq!(number(&response, "x-ratelimit-limit"), 5);
@@ -55,10 +64,20 @@ async fn over_the_limit_is_429_with_retry_after(backend: Backend) {
     assert_eq!(refused.status(), 429);
     let retry_after = number(&refused, "retry-after");
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
-    assert_eq!(number(&refused, "x-ratelimit-reset"), retry_after);
+    // X-RateLimit-Reset is the window's end in Unix seconds; Retry-After counts down to it.
+    let reset_at = number(&refused, "x-ratelimit-reset") as i64;
+    let now = Utc::now().timestamp();
+    assert!(
+        (reset_at - now - retry_after as i64).abs() <= 1,
+        "reset {reset_at}, now {now}, Retry-After {retry_after}"
+    );
+    assert_eq!(reset_at % 60, 0, "a minute window ends on the minute");
     assert_eq!(number(&refused, "x-ratelimit-remaining"), 0);
     let (_, detail) = body(refused).await;
-    assert_eq!(detail, serde_json::json!({ "detail": "too many requests" }));
+    assert_eq!(
+        detail,
+        serde_json::json!({ "detail": format!("Rate limit exceeded. Retry in {retry_after} seconds.") })
+    );
 
     // Writes count too, and are refused before anything is written.
     app.requests.take_written();
@@ -74,6 +93,17 @@ async fn over_the_limit_is_429_with_retry_after(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 429);
     assert!(app.requests.take_written().is_empty());
+
+    // Requests to spaces the key cannot see count too (each costs table reads): the
+    // throttled key gets 429 there, not an unmetered 404.
+    let elsewhere = app
+        .get_in(OTHER_SPACE, "/pipelines", Some(&app.keys.viewer))
+        .await;
+    assert_eq!(elsewhere.status(), 429);
+    let nowhere = app
+        .get_in("no-such-space", "/pipelines", Some(&app.keys.viewer))
+        .await;
+    assert_eq!(nowhere.status(), 429);
 
     // Other keys have their own budget; unauthenticated requests are not metered.
     let other = app.get("/pipelines", Some(&app.keys.editor)).await;
@@ -174,7 +204,25 @@ async fn a_zero_ttl_turns_the_cache_off(backend: Backend) {
     assert_eq!(app.get("/pipelines", Some(&key.secret)).await.status(), 401);
 }
 
+/// Two `Authorization` headers are refused (401), as API Gateway refuses the joined value:
+/// which key would count is not the client's guess to make.
+async fn two_authorization_headers_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let response = app
+        .client
+        .get(app.url(SPACE, "/pipelines"))
+        .header("authorization", format!("Bearer {}", app.keys.viewer))
+        .header("authorization", format!("Bearer {}", app.keys.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let (_, detail) = body(response).await;
+    assert_eq!(detail["detail"], "Send exactly one Authorization header");
+}
+
 on_both_backends!(
+    two_authorization_headers_are_refused,
     over_the_limit_is_429_with_retry_after,
     instances_share_one_limit,
     revocation_takes_effect_within_the_cache_ttl,

@@ -93,6 +93,27 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str> {
     Ok(token.trim())
 }
 
+/// What a valid key may do in the addressed space. Either way the request counts against the
+/// key's rate limit: a key is metered on spaces it cannot see too (each such request still
+/// costs table reads).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    Member(Authenticated),
+    /// The space does not exist or the key's user is not a member (answered 404).
+    Outsider {
+        key_id: Uuid,
+    },
+}
+
+impl Access {
+    pub fn key_id(&self) -> Uuid {
+        match self {
+            Access::Member(authenticated) => authenticated.key_id,
+            Access::Outsider { key_id } => *key_id,
+        }
+    }
+}
+
 /// A caller together with the key it presented (rate limits are per key).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Authenticated {
@@ -128,17 +149,19 @@ impl Authenticator {
         key: &str,
         slug: &str,
         now: DateTime<Utc>,
-    ) -> Result<Authenticated> {
+    ) -> Result<Access> {
         if !is_well_formed(key) {
             return Err(Error::Unauthenticated("Invalid API key"));
         }
         let hash = hash_key(key);
         if let Some(hit) = self.cache.get(&hash, slug, now) {
-            return Ok(hit);
+            return Ok(Access::Member(hit));
         }
-        let authenticated = resolve(repo, &hash, slug, now).await?;
-        self.cache.put(hash, slug, authenticated.clone());
-        Ok(authenticated)
+        let access = resolve(repo, &hash, slug, now).await?;
+        if let Access::Member(authenticated) = &access {
+            self.cache.put(hash, slug, authenticated.clone());
+        }
+        Ok(access)
     }
 }
 
@@ -149,13 +172,9 @@ impl Default for Authenticator {
 }
 
 /// Resolves the key (by its hash) to its user and checks the user's membership of the space
-/// `slug`. 401 for any key problem; 404 for an unknown space or one the user is not a member of.
-async fn resolve(
-    repo: &Repository,
-    hash: &str,
-    slug: &str,
-    now: DateTime<Utc>,
-) -> Result<Authenticated> {
+/// `slug`. 401 for any key problem; an outsider for an unknown space or one the user is not a
+/// member of.
+async fn resolve(repo: &Repository, hash: &str, slug: &str, now: DateTime<Utc>) -> Result<Access> {
     let stored = repo
         .find_api_key(hash)
         .await?
@@ -169,14 +188,14 @@ async fn resolve(
     if stored.expires_at.is_some_and(|at| at <= now) {
         return Err(Error::Unauthenticated("API key has expired"));
     }
+    let outsider = Access::Outsider { key_id: stored.id };
     if !is_valid_slug(slug) {
-        return Err(Error::NotFound("Space not found"));
+        return Ok(outsider);
     }
-    let membership = repo
-        .get_membership(slug, stored.user_id)
-        .await?
-        .ok_or(Error::NotFound("Space not found"))?;
-    Ok(Authenticated {
+    let Some(membership) = repo.get_membership(slug, stored.user_id).await? else {
+        return Ok(outsider);
+    };
+    Ok(Access::Member(Authenticated {
         caller: Caller {
             user_id: stored.user_id,
             space_id: membership.space_id,
@@ -185,7 +204,7 @@ async fn resolve(
         },
         key_id: stored.id,
         key_expires_at: stored.expires_at,
-    })
+    }))
 }
 
 /// Space slugs: lower-case letters, digits and dashes, 1 to 63 characters.

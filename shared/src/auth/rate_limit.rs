@@ -40,6 +40,8 @@ pub struct RateStatus {
     pub remaining: u32,
     /// Seconds until the window resets.
     pub reset_seconds: u64,
+    /// When the window resets, in Unix seconds (`X-RateLimit-Reset`, the platform convention).
+    pub reset_at: i64,
 }
 
 pub struct RateLimiter {
@@ -184,6 +186,7 @@ impl RateLimiter {
                 u64::from(self.limit).saturating_sub(used) as u32
             },
             reset_seconds,
+            reset_at: window.start + WINDOW_SECONDS,
         }
     }
 }

@@ -15,6 +15,13 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        // Two keys in one request are ambiguous; API Gateway joins repeated headers into one
+        // comma-separated value, which no key matches: refuse both forms alike.
+        if parts.headers.get_all(AUTHORIZATION).iter().count() > 1 {
+            return Err(Error::Unauthenticated(
+                "Send exactly one Authorization header",
+            ));
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -34,13 +41,15 @@ impl FromRequestParts<AppState> for Caller {
             .map(|(_, value)| value.to_string())
             .ok_or_else(|| Error::internal("route has no {slug} segment"))?;
         let now = Utc::now();
-        let authenticated = state
+        let access = state
             .auth
             .authenticate(&state.repo, &key, &slug, now)
             .await?;
+        // Metered before the membership answer: a key pays for requests to spaces it cannot
+        // see as well.
         if let Some(limiter) = &state.rate_limiter {
             let slot = parts.extensions.get::<RateSlot>().cloned();
-            let outcome = limiter.check(&state.repo, authenticated.key_id, now).await;
+            let outcome = limiter.check(&state.repo, access.key_id(), now).await;
             let (result, status) = match outcome {
                 Ok(status) => (Ok(()), Some(status)),
                 Err((error, status)) => (Err(error), status),
@@ -50,6 +59,9 @@ impl FromRequestParts<AppState> for Caller {
             }
             result?;
         }
-        Ok(authenticated.caller)
+        match access {
+            auth::Access::Member(authenticated) => Ok(authenticated.caller),
+            auth::Access::Outsider { .. } => Err(Error::NotFound("Space not found")),
+        }
     }
 }

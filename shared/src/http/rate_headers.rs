@@ -1,5 +1,6 @@
-//! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds until the
-//! window resets) on every response to a metered request, 429s included.
+//! `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (when the window
+//! resets, in Unix seconds: the platform convention) on every response to a metered request,
+//! 429s included (those also carry `Retry-After` in seconds).
 //!
 //! The `Caller` extractor meters the request after authenticating it; it leaves the outcome
 //! in a slot this middleware put into the request, and the middleware copies it onto the
@@ -33,7 +34,7 @@ pub(crate) async fn rate_headers(mut request: Request, next: Next) -> Response {
         let headers = response.headers_mut();
         headers.insert("x-ratelimit-limit", HeaderValue::from(status.limit));
         headers.insert("x-ratelimit-remaining", HeaderValue::from(status.remaining));
-        headers.insert("x-ratelimit-reset", HeaderValue::from(status.reset_seconds));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(status.reset_at));
     }
     response
 }
