@@ -24,11 +24,14 @@ It checks that
 
 Any failure exits non-zero with every problem found. Usage (scripts/test runs it):
 
-    .tools/venv/bin/python scripts/check_sam_local.py [--env-vars FILE] [--template FILE] [--events DIR]
+    .tools/venv/bin/python scripts/check_sam_local.py [--env-vars FILE] [--template FILE]
+        [--parameter-overrides Architecture=x86_64] [--events DIR]
 
-`--env-vars`/`--template` are passed to both commands, over samconfig.toml's values (SAM's
-default template is .aws-sam/build/template.yaml once `sam build` has run, else template.yaml);
-`--events` checks another folder of events (to try a broken one).
+`--env-vars`, `--template` and `--parameter-overrides` are passed to both commands, over
+samconfig.toml's values (SAM's default template is .aws-sam/build/template.yaml once `sam build`
+has run, else template.yaml). With a built template each function's bootstrap must be there,
+an executable of the function's architecture. `--events` checks another folder of events (to
+try a broken one).
 """
 
 from __future__ import annotations
@@ -228,11 +231,19 @@ def check_environment(samconfig: dict) -> None:
             problem(f"{logical_id}: AWS_ACCESS_KEY_ID is not the shell's")
     if not region:
         problem("samconfig.toml: [default.local_start_api.parameters] has no region")
-    # From a `sam build` output, each function's folder must hold the bootstrap SAM mounts.
+    # From a `sam build` output, each function's folder must hold the bootstrap SAM mounts, an
+    # executable of the architecture of the container SAM would run it in.
     if Path(recorder.template_dir).resolve() != ROOT:
         for logical_id, facts in sorted(recorder.functions.items()):
-            if not (Path(facts["code"] or "") / "bootstrap").is_file():
+            bootstrap = Path(facts["code"] or "") / "bootstrap"
+            if not bootstrap.is_file():
                 problem(f"{logical_id}: no bootstrap in {facts['code']}")
+                continue
+            head = bootstrap.read_bytes()[:20]
+            machine = {0xB7: "arm64", 0x3E: "x86_64"}.get(int.from_bytes(head[18:20], "little"))
+            if head[:4] != b"\x7fELF" or machine != facts["architecture"]:
+                problem(f"{logical_id}: {bootstrap} is {machine or 'not an ELF executable'}, SAM would run "
+                        f"it as {facts['architecture']} (build and run with the same Architecture)")
 
 
 def rel(path: Path) -> Path:
@@ -263,8 +274,8 @@ def check_routes(by_binary: dict[str, str], fixtures: list[tuple[Path, dict]]) -
         key = route_key_of(fixture)
         covered.add(key)
         if routes.get(key) != owner:
-            problem(f"{name}: route {key!r} is {'routed to ' + routes[key] if key in routes else 'not a route'}"
-                    f" in the template, expected {owner}")
+            where = f"routed to {routes[key]}" if key in routes else "not a route"
+            problem(f"{name}: route {key!r} is {where} in the template, expected {owner}")
         status = recorder.http_results.get(path)
         seen = [i for i in recorder.invocations if i.get("fixture") == path]
         if status != 200 or not seen:
@@ -294,6 +305,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env-vars", help="env-vars file instead of samconfig.toml's")
     parser.add_argument("--template", help="template instead of SAM's default")
+    parser.add_argument("--parameter-overrides", help="template parameters instead of samconfig.toml's")
     parser.add_argument("--events", default=str(EVENTS), help="events folder (default events/)")
     options = parser.parse_args()
     os.chdir(ROOT)
@@ -306,6 +318,8 @@ def main() -> int:
         extra += ["--env-vars", options.env_vars]
     if options.template:
         extra += ["--template", options.template]
+    if options.parameter_overrides:
+        extra += ["--parameter-overrides", options.parameter_overrides]
 
     samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text())
     fixtures = []
@@ -323,7 +337,9 @@ def main() -> int:
 
     patches = [
         # No Docker: a container client that does nothing (the runner's invoke never uses it).
-        mock.patch.object(ContainerClientFactory, "create_client", staticmethod(lambda *a, **k: mock.MagicMock())),
+        mock.patch.object(
+            ContainerClientFactory, "create_client", staticmethod(lambda *a, **k: mock.MagicMock())
+        ),
         mock.patch.object(LocalLambdaRunner, "invoke", fake_invoke),
         mock.patch.object(LocalApiService, "start", fake_start),
         # No AWS either: no STS call for the account id, no PyPI call for SAM's version.
