@@ -4,20 +4,24 @@
 Starts `orchestration serve --demo` on a free loopback port with a fresh data folder (rate
 limiting off, no Airflow credentials), reads the demo space's real ids over HTTP (pipelines,
 runs, task runs, teams, connectors) and creates comments to edit and delete, then runs
-`st run` on docs/openapi.json with the demo admin key through the examples, coverage and
-fuzzing phases. The hooks of scripts/fuzz_hooks.py narrow path parameters to those ids, so
+`st run` on docs/openapi.json with the demo admin key through the examples, coverage,
+fuzzing and stateful phases (the stateful one chains operations through the links
+schemathesis infers: create a comment, edit it, delete it, then use it). The hooks of scripts/fuzz_hooks.py narrow path parameters to those ids, so
 positive cases reach real objects and negative ones the 404/422 paths.
 
 Checks (CHECKS): no 5xx (not_a_server_error; the trigger's documented 502 for the absent
 Airflow excepted, see the hooks), only documented status codes (status_code_conformance),
 bodies and headers match their schemas (response_schema_conformance,
-response_headers_conformance), the documented content type (content_type_conformance).
+response_headers_conformance), the documented content type (content_type_conformance),
+input the document rules out is rejected with a 4xx (negative_data_rejection: the document
+is no looser than the server), and a deleted object stays gone (use_after_free).
 Fails on any failure, on fewer than MIN_REQUESTS requests, on an operation not tested or (but
 trigger) never answered 2xx, on a panic in the server log, and past its time limits.
 
 Generation is derandomized, so CI runs are reproducible. Environment: FUZZ_MAX_EXAMPLES (per
 operation and phase, default 60), FUZZ_SEED (random generation from this seed instead, to
-explore), FUZZ_CHECKS (a schemathesis check list, or `all`).
+explore), FUZZ_CHECKS (a schemathesis check list, or `all`), FUZZ_PHASES (default
+`examples,coverage,fuzzing,stateful`).
 """
 
 import argparse
@@ -46,7 +50,12 @@ CHECKS = ",".join([
     "content_type_conformance",
     "response_schema_conformance",
     "response_headers_conformance",
+    "negative_data_rejection",
+    "use_after_free",
 ])
+PHASES = "examples,coverage,fuzzing,stateful"
+# The stateful phase's scenarios are reported under this label, not under an operation.
+STATEFUL = "Stateful tests"
 START_TIMEOUT_S = 120
 FUZZ_TIMEOUT_S = 480
 # Trigger needs a reachable Airflow; without one it answers 502 (documented), never 2xx.
@@ -220,7 +229,7 @@ def main():
                 "--url", base,
                 "--header", f"Authorization: Bearer {KEY}",
                 "--checks", checks,
-                "--phases", "examples,coverage,fuzzing",
+                "--phases", os.environ.get("FUZZ_PHASES", PHASES),
                 "--max-examples", str(max_examples),
                 *(["--seed", seed] if seed else ["--generation-deterministic"]),
                 "--workers", "1",
@@ -245,15 +254,16 @@ def main():
         counts = ", ".join(f"{code}: {n}" for code, n in sorted(statuses[label].items()))
         print(f"  {label:55} {counts}")
     problems = []
+    operations = {label: counts for label, counts in statuses.items() if label != STATEFUL}
     if result.returncode != 0:
         problems.append(f"schemathesis exited with {result.returncode} ({len(failures)} failed checks)")
     if errors:
         problems.append(f"{len(errors)} schemathesis errors")
     if requests < MIN_REQUESTS:
         problems.append(f"only {requests} requests (at least {MIN_REQUESTS} expected)")
-    if len(statuses) != OPERATIONS:
-        problems.append(f"{len(statuses)} operations answered, {OPERATIONS} expected")
-    for label, counts in statuses.items():
+    if len(operations) != OPERATIONS:
+        problems.append(f"{len(operations)} operations answered, {OPERATIONS} expected")
+    for label, counts in operations.items():
         if label not in NO_2XX_EXPECTED and not any(200 <= code < 300 for code in counts):
             problems.append(f"{label} never answered 2xx: its cases did not reach a real object")
     if "panicked" in log:

@@ -50,6 +50,10 @@ pub struct SummaryView {
     pub duration_p50: Option<f64>,
     pub duration_p95: Option<f64>,
     pub duration_mean: Option<f64>,
+    /// Whether `duration_p50`/`duration_p95` come (partly) from the hourly histograms of a
+    /// pipeline with more runs than its series keeps one by one: then each is within 1 %
+    /// (relative) of the exact value. Counts, success rate and mean are always exact.
+    pub duration_percentiles_approximate: bool,
     pub last_run: Option<LastRunView>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_failure_at: Option<DateTime<Utc>>,
@@ -83,6 +87,7 @@ impl PipelineView {
             duration_p50,
             duration_p95,
             duration_mean,
+            duration_percentiles_approximate,
             recent_statuses,
         } = series.window(now, days);
         let summary = SummaryView {
@@ -94,6 +99,7 @@ impl PipelineView {
             duration_p50,
             duration_p95,
             duration_mean,
+            duration_percentiles_approximate,
             last_run: in_window(&pipeline.latest_run).map(|r| LastRunView {
                 id: r.id,
                 status: r.status,
@@ -309,17 +315,44 @@ pub struct CommentBody {
     pub content: String,
 }
 
-/// Run types accepted by the `run_type` filter (Airflow's, lower case).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunTypeFilter {
-    Manual,
-    Scheduled,
-    Backfill,
-    AssetTriggered,
-    AssetMaterialization,
-    OperatorTriggered,
+/// What the `run_type` filter accepts: any lower-case identifier, as Airflow names run types.
+pub const RUN_TYPE_PATTERN: &str = "^[a-z][a-z0-9_]{0,63}$";
+
+/// Longest run type the filter accepts (the pattern's bound).
+pub const MAX_RUN_TYPE_LEN: usize = 64;
+
+/// The `run_type` filter: Airflow's run type, lower case. The known ones (`manual`,
+/// `scheduled`, `backfill`, `asset_triggered`, `asset_materialization`,
+/// `operator_triggered`) are examples, not a closed list: any lower-case identifier is
+/// accepted, so run types of newer Airflow releases can be filtered on as soon as the sync
+/// stores them. Airflow 2's `dataset_triggered` means `asset_triggered` (as stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunTypeFilter(pub String);
+
+impl utoipa::PartialSchema for RunTypeFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut examples: Vec<Value> = crate::domain::model::RUN_TYPES
+            .iter()
+            .map(|t| Value::from(*t))
+            .collect();
+        examples.push(Value::from("dataset_triggered"));
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Airflow's run type, lower case. Known values are the examples; any lower-case \
+                 identifier matching the pattern is accepted (run types of newer Airflow \
+                 releases), and Airflow 2's `dataset_triggered` means `asset_triggered`.",
+            ))
+            .pattern(Some(RUN_TYPE_PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(MAX_RUN_TYPE_LEN))
+            .examples(examples)
+            .into()
+    }
 }
+
+impl ToSchema for RunTypeFilter {}
 
 /// Query parameters of `GET /pipelines`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -338,15 +371,17 @@ pub struct PipelineListParams {
     #[param(max_length = 200)]
     pub q: Option<String>,
     /// Only pipelines the caller watches.
+    #[param(default = false)]
     pub watched_only: Option<bool>,
-    /// Summary window in days (default 7).
-    #[param(minimum = 1, maximum = 90)]
+    /// Summary window in days.
+    #[param(minimum = 1, maximum = 90, default = 7)]
     pub days: Option<u32>,
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 2147483647)]
+    #[param(minimum = 1, maximum = 2147483647, default = 1)]
     pub page: Option<u32>,
-    /// Page size (default 100; values above 1000 are capped to 1000).
-    #[param(minimum = 1)]
+    /// Page size. Any `int32` from 1 is accepted; values above 1000 (the list's maximum)
+    /// are capped to 1000, not rejected, and `X-Page-Size` gives the size used.
+    #[param(minimum = 1, maximum = 2147483647, default = 100)]
     pub size: Option<u32>,
 }
 
@@ -354,8 +389,8 @@ pub struct PipelineListParams {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PipelineDetailParams {
-    /// Summary window in days (default 7).
-    #[param(minimum = 1, maximum = 90)]
+    /// Summary window in days.
+    #[param(minimum = 1, maximum = 90, default = 7)]
     pub days: Option<u32>,
 }
 
@@ -370,10 +405,11 @@ pub struct RunListParams {
     pub status: Option<RunStatus>,
     pub run_type: Option<RunTypeFilter>,
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 2147483647)]
+    #[param(minimum = 1, maximum = 2147483647, default = 1)]
     pub page: Option<u32>,
-    /// Page size (default 100; values above 1000 are capped to 1000).
-    #[param(minimum = 1)]
+    /// Page size. Any `int32` from 1 is accepted; values above 1000 (the list's maximum)
+    /// are capped to 1000, not rejected, and `X-Page-Size` gives the size used.
+    #[param(minimum = 1, maximum = 2147483647, default = 100)]
     pub size: Option<u32>,
 }
 
@@ -382,10 +418,11 @@ pub struct RunListParams {
 #[into_params(parameter_in = Query)]
 pub struct CommentListParams {
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 2147483647)]
+    #[param(minimum = 1, maximum = 2147483647, default = 1)]
     pub page: Option<u32>,
-    /// Page size (default 20; values above 100 are capped to 100).
-    #[param(minimum = 1)]
+    /// Page size. Any `int32` from 1 is accepted; values above 100 (the list's maximum)
+    /// are capped to 100, not rejected, and `X-Page-Size` gives the size used.
+    #[param(minimum = 1, maximum = 2147483647, default = 20)]
     pub size: Option<u32>,
 }
 
@@ -407,9 +444,10 @@ pub struct TriggerBody {
 #[into_params(parameter_in = Query)]
 pub struct SyncListParams {
     /// Page number, from 1.
-    #[param(minimum = 1, maximum = 2147483647)]
+    #[param(minimum = 1, maximum = 2147483647, default = 1)]
     pub page: Option<u32>,
-    /// Page size (default 20; values above 100 are capped to 100).
-    #[param(minimum = 1)]
+    /// Page size. Any `int32` from 1 is accepted; values above 100 (the list's maximum)
+    /// are capped to 100, not rejected, and `X-Page-Size` gives the size used.
+    #[param(minimum = 1, maximum = 2147483647, default = 20)]
     pub size: Option<u32>,
 }

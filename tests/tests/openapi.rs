@@ -99,3 +99,93 @@ async fn every_documented_operation_is_served() {
         .unwrap();
     assert_eq!(served, doc);
 }
+
+/// What a generated client needs from the document (docs/API.md, "Field formats"): servers,
+/// every response field required (absent values are `null`, never missing keys), and the
+/// trigger's optional body as an optional `TriggerBody`, not `oneOf: [null, TriggerBody]`.
+#[test]
+fn document_is_complete_for_generated_clients() {
+    let doc: serde_json::Value = serde_json::from_str(&local::openapi_text()).unwrap();
+    let servers = doc["servers"].as_array().expect("servers are declared");
+    let urls: Vec<&str> = servers.iter().map(|s| s["url"].as_str().unwrap()).collect();
+    assert_eq!(
+        urls,
+        [
+            "https://{api_id}.execute-api.{region}.amazonaws.com",
+            "http://127.0.0.1:3000"
+        ]
+    );
+    for variable in ["api_id", "region"] {
+        assert!(servers[0]["variables"][variable]["default"].is_string());
+    }
+
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let response_schemas = [
+        "PipelineView",
+        "SummaryView",
+        "LastRunView",
+        "RunView",
+        "TaskRunView",
+        "CommentView",
+        "AuthorView",
+        "SyncRecord",
+        "SyncCounts",
+        "Counts",
+        "ErrorBody",
+        "ValidationErrorBody",
+        "FieldError",
+    ];
+    for name in response_schemas {
+        let schema = &schemas[name];
+        let properties: std::collections::BTreeSet<&String> =
+            schema["properties"].as_object().unwrap().keys().collect();
+        let required: std::collections::BTreeSet<&String> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| match r {
+                serde_json::Value::String(s) => s,
+                _ => panic!("{name}: required holds strings"),
+            })
+            .collect();
+        assert_eq!(properties, required, "{name}: every field is required");
+    }
+    for (name, field) in [
+        ("PipelineView", "team_id"),
+        ("PipelineView", "criticality"),
+        ("SummaryView", "last_run"),
+        ("RunView", "ended_at"),
+        ("SyncRecord", "finished_at"),
+    ] {
+        assert!(
+            schemas[name]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(field)),
+            "{name}.{field} is nullable and always present"
+        );
+    }
+    // Request bodies keep their optional fields optional.
+    assert!(schemas["TriggerBody"].get("required").is_none());
+
+    let trigger = &doc["paths"]["/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/trigger"]
+        ["post"]["requestBody"];
+    assert_eq!(trigger["required"], false, "{trigger}");
+    assert_eq!(
+        trigger["content"]["application/json"]["schema"],
+        serde_json::json!({"$ref": "#/components/schemas/TriggerBody"})
+    );
+    let text = local::openapi_text();
+    for path in doc["paths"].as_object().unwrap().values() {
+        for operation in path.as_object().unwrap().values() {
+            if let Some(body) = operation.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                assert!(schema.get("oneOf").is_none(), "{schema}");
+            }
+        }
+    }
+    assert!(
+        text.contains("\"default\": 7"),
+        "days documents its default"
+    );
+}

@@ -164,7 +164,7 @@ async fn invalid_parameters_are_422_in_the_platform_format(backend: Backend) {
         "started_from=yesterday",
         "started_to=2026-13-01",
         "status=skipped",
-        "run_type=cron",
+        "run_type=Cron-Job",
         "started_from=2026-02-01T00:00:00Z&started_to=2026-01-01T00:00:00Z",
     ] {
         let path = format!("/pipelines/{}/runs?{query}", pipeline.id);

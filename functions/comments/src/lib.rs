@@ -69,7 +69,12 @@ fn content(body: JsonBody) -> Result<String> {
         .and_then(|raw| match normalize_comment(&raw) {
             Ok(content) => Some(content),
             Err(msg) => {
-                fields.reject("content", msg, "string_length");
+                let kind = if raw.trim().is_empty() {
+                    "string_too_short"
+                } else {
+                    "string_too_long"
+                };
+                fields.reject("content", msg, kind);
                 None
             }
         });

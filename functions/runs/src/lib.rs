@@ -11,7 +11,7 @@ use axum::routing::get;
 use shared::Result;
 use shared::api::{RunDetailView, RunListParams, RunView};
 use shared::auth::Caller;
-use shared::domain::model::{RUN_TYPES, RunStatus};
+use shared::domain::model::RunStatus;
 use shared::http::pagination::paginated;
 use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
 use shared::http::{AppState, app};
@@ -53,12 +53,11 @@ async fn list_runs(
 ) -> Result<Response> {
     let pipeline_id = path.uuid("pipeline_id")?;
     let mut params = QueryParams::parse(uri.query());
-    let run_types: Vec<(&str, &str)> = RUN_TYPES.iter().map(|t| (*t, *t)).collect();
     let filter = RunFilter {
         started_from: params.datetime("started_from"),
         started_to: params.datetime("started_to"),
         status: params.choice_of("status", &RunStatus::ALL, RunStatus::as_str),
-        run_type: params.choice("run_type", &run_types).map(str::to_string),
+        run_type: params.run_type("run_type"),
     };
     if let (Some(from), Some(to)) = (filter.started_from, filter.started_to)
         && from > to

@@ -1,12 +1,19 @@
 //! Completing the OpenAPI document assembled from every function's annotated handlers: the
 //! bearer security scheme, the error responses every operation (or every operation with a
 //! body) can give, the pagination headers of every list response and the rate-limit headers
-//! of every success and 429 — added once here instead of on each handler.
+//! of every success and 429 — added once here instead of on each handler. It also states what
+//! the annotations cannot: the servers, every response field as required (absent values are
+//! `null`, never missing keys), and an optional body as `required: false` with the object's
+//! schema (not `oneOf: [null, ...]`, which client generators mishandle).
 
+use std::collections::BTreeSet;
+
+use serde_json::Value;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::server::{ServerBuilder, ServerVariableBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, Required, ResponseBuilder};
 use utoipa::openapi::{HeaderBuilder, RefOr};
 
 /// Responses any authenticated operation can give, with the schema of their body.
@@ -74,7 +81,7 @@ const RATE_LIMIT_HEADERS: [(&str, &str); 3] = [
     ),
     (
         "X-RateLimit-Reset",
-        "Seconds until the current minute's window resets",
+        "When the current window resets, in Unix seconds",
     ),
 ];
 
@@ -145,6 +152,131 @@ fn add_pagination_headers(operation: &mut Operation) {
     }
 }
 
+/// The deployed API (the stack's `ApiUrl` output) and the local server.
+fn add_servers(doc: &mut OpenApi) {
+    doc.servers = Some(vec![
+        ServerBuilder::new()
+            .url("https://{api_id}.execute-api.{region}.amazonaws.com")
+            .description(Some(
+                "The deployed API: the stack's `ApiUrl` output (API Gateway HTTP API, default stage)",
+            ))
+            .parameter(
+                "api_id",
+                ServerVariableBuilder::new()
+                    .default_value("api-id")
+                    .description(Some("The HTTP API's id")),
+            )
+            .parameter(
+                "region",
+                ServerVariableBuilder::new()
+                    .default_value("us-east-1")
+                    .description(Some("The AWS region of the stack")),
+            )
+            .build(),
+        ServerBuilder::new()
+            .url("http://127.0.0.1:3000")
+            .description(Some("The local server (`scripts/server`, `orchestration serve`)"))
+            .build(),
+    ]);
+}
+
+/// An optional body declared `oneOf: [null, X]` (utoipa's rendering of `Option<X>`) becomes
+/// `X` with `required: false`: generated clients then send no body when given none, and
+/// JSON `null` (which the server also reads as no body) stays out of the contract.
+fn declare_optional_body(operation: &mut Operation) {
+    let Some(body) = operation.request_body.as_mut() else {
+        return;
+    };
+    let mut optional = false;
+    for content in body.content.values_mut() {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let is_null = |item: &RefOr<Schema>| {
+            serde_json::to_value(item).is_ok_and(|v| v == serde_json::json!({"type": "null"}))
+        };
+        if let [a, b] = one_of.items.as_slice()
+            && let Some(schema) = match (is_null(a), is_null(b)) {
+                (true, false) => Some(b.clone()),
+                (false, true) => Some(a.clone()),
+                _ => None,
+            }
+        {
+            content.schema = Some(schema);
+            optional = true;
+        }
+    }
+    if optional {
+        body.required = Some(Required::False);
+    }
+}
+
+/// Every `$ref`'d component name inside a JSON value.
+fn refs(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref")
+                && let Some(name) = target.strip_prefix("#/components/schemas/")
+            {
+                found.push(name.to_string());
+            }
+            map.values().for_each(|v| refs(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+        _ => {}
+    }
+}
+
+/// Lists every property of an object schema (and of each `allOf` part) in `required`.
+fn require_every_property(schema: &mut Schema) {
+    match schema {
+        Schema::Object(object) => {
+            for name in object.properties.keys() {
+                if !object.required.contains(name) {
+                    object.required.push(name.clone());
+                }
+            }
+        }
+        Schema::AllOf(all_of) => {
+            for item in all_of.items.iter_mut() {
+                if let RefOr::T(part) = item {
+                    require_every_property(part);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Response bodies always carry every field (absent values are `null`): each object schema a
+/// response reaches lists all its properties as required, so generated clients read nullable
+/// fields as `T | None`, not as possibly missing.
+fn require_response_fields(doc: &mut OpenApi) {
+    let mut pending = Vec::new();
+    for operation in operations(doc) {
+        for response in operation.responses.responses.values() {
+            if let Ok(value) = serde_json::to_value(response) {
+                refs(&value, &mut pending);
+            }
+        }
+    }
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let mut seen = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(RefOr::T(schema)) = components.schemas.get_mut(&name) {
+            require_every_property(schema);
+            if let Ok(value) = serde_json::to_value(&*schema) {
+                refs(&value, &mut pending);
+            }
+        }
+    }
+}
+
 fn operations(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
     doc.paths.paths.values_mut().flat_map(|item| {
         [
@@ -175,7 +307,9 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
         "bearer",
         Vec::<String>::new(),
     )]);
+    add_servers(&mut doc);
     for operation in operations(&mut doc) {
+        declare_optional_body(operation);
         add_pagination_headers(operation);
         let body_errors = if operation.request_body.is_some() {
             &BODY_ERRORS[..]
@@ -202,5 +336,6 @@ pub fn complete(mut doc: OpenApi) -> OpenApi {
         }
         add_rate_limit_headers(operation);
     }
+    require_response_fields(&mut doc);
     doc
 }

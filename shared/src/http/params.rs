@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
+use crate::api::{MAX_RUN_TYPE_LEN, RUN_TYPE_PATTERN};
 use crate::error::{Error, FieldError, Result};
 use crate::service::PageRequest;
 
@@ -19,6 +20,9 @@ pub const MAX_PARAM_LEN: usize = 200;
 /// Highest accepted `page`: the `int32` range the OpenAPI document gives it. Far past any
 /// real list's end; offsets are computed saturating, so no page overflows.
 pub const MAX_PAGE: u32 = i32::MAX as u32;
+
+/// Highest accepted `size` (the `int32` range); any size above the list's maximum is capped.
+pub const MAX_PAGE_SIZE: u32 = i32::MAX as u32;
 
 /// Page-size defaults: "large" lists (pipelines, runs) and "standard" lists (comments).
 #[derive(Debug, Clone, Copy)]
@@ -168,6 +172,30 @@ impl QueryParams {
         None
     }
 
+    /// An Airflow run type (`api::RUN_TYPE_PATTERN`: a lower-case identifier, known or not),
+    /// with Airflow 2's `dataset_triggered` read as `asset_triggered`, the name the sync
+    /// stores. Anything else is 422 `string_pattern_mismatch`.
+    pub fn run_type(&mut self, name: &str) -> Option<String> {
+        let raw = self.text(name)?;
+        let mut chars = raw.chars();
+        let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && raw.len() <= MAX_RUN_TYPE_LEN;
+        if !well_formed {
+            self.error(
+                name,
+                format!("String should match pattern '{RUN_TYPE_PATTERN}'"),
+                "string_pattern_mismatch",
+            );
+            return None;
+        }
+        Some(if raw == "dataset_triggered" {
+            "asset_triggered".to_string()
+        } else {
+            raw
+        })
+    }
+
     /// An RFC 3339 date-time (an offset is required; `Z` or `+hh:mm`), or a plain date
     /// (`2026-11-28`, meaning its first instant in UTC).
     pub fn datetime(&mut self, name: &str) -> Option<DateTime<Utc>> {
@@ -187,14 +215,17 @@ impl QueryParams {
         None
     }
 
-    /// `page` (from 1) and `size` (from 1; above the maximum it is capped, not rejected).
+    /// `page` (from 1) and `size` (from 1), both `int32` as the OpenAPI document says (422
+    /// past 2,147,483,647). A size above the list's maximum is capped, not rejected.
     pub fn page(&mut self, defaults: PageDefaults) -> PageRequest {
         let page = self
             .integer("page", 1, Some(i64::from(MAX_PAGE)))
             .unwrap_or(1);
-        let size = self.integer("size", 1, None).map_or(defaults.size, |size| {
-            size.min(i64::from(defaults.max)) as u32
-        });
+        let size = self
+            .integer("size", 1, Some(i64::from(MAX_PAGE_SIZE)))
+            .map_or(defaults.size, |size| {
+                size.min(i64::from(defaults.max)) as u32
+            });
         PageRequest {
             page: page as u32,
             size,
@@ -299,8 +330,49 @@ mod tests {
     }
 
     #[test]
+    fn run_types_are_any_lower_case_identifier() {
+        let mut params = QueryParams::parse(Some(
+            "a=manual&b=dataset_triggered&c=asset_materialization&d=future_type_2",
+        ));
+        assert_eq!(params.run_type("a").as_deref(), Some("manual"));
+        assert_eq!(params.run_type("b").as_deref(), Some("asset_triggered"));
+        assert_eq!(
+            params.run_type("c").as_deref(),
+            Some("asset_materialization")
+        );
+        assert_eq!(params.run_type("d").as_deref(), Some("future_type_2"));
+        assert!(params.finish().is_ok());
+        let longest = format!("x{}", "_".repeat(63));
+        let mut params = QueryParams::parse(Some(&format!("a={longest}")));
+        assert_eq!(params.run_type("a"), Some(longest));
+        for bad in [
+            "Manual",
+            "",
+            "1st",
+            "_x",
+            "with-dash",
+            "x%20y",
+            "\u{e9}t\u{e9}",
+        ] {
+            let mut params = QueryParams::parse(Some(&format!("run_type={bad}")));
+            assert_eq!(params.run_type("run_type"), None, "{bad}");
+            let Err(Error::Validation(errors)) = params.finish() else {
+                panic!("{bad} is rejected");
+            };
+            assert_eq!(errors[0].kind, "string_pattern_mismatch", "{bad}");
+            assert_eq!(
+                errors[0].msg,
+                "String should match pattern '^[a-z][a-z0-9_]{0,63}$'"
+            );
+        }
+        let mut params = QueryParams::parse(Some(&format!("run_type=x{}", "y".repeat(64))));
+        assert_eq!(params.run_type("run_type"), None, "65 characters");
+        assert!(params.finish().is_err());
+    }
+
+    #[test]
     fn page_size_is_capped_not_rejected() {
-        let mut params = QueryParams::parse(Some("page=3&size=5000"));
+        let mut params = QueryParams::parse(Some("page=3&size=2147483647"));
         let page = params.page(LARGE_PAGES);
         assert!(params.finish().is_ok());
         assert_eq!(
@@ -317,11 +389,13 @@ mod tests {
         let huge = "99999999999999999999999";
         let mut params = QueryParams::parse(Some(&format!("size={huge}&page=-{huge}")));
         let page = params.page(LARGE_PAGES);
-        assert_eq!(page.size, 1000, "a huge size is capped");
+        assert_eq!(page.size, 100, "a size past int32 is not used");
         let Err(Error::Validation(errors)) = params.finish() else {
-            panic!("a huge negative page is rejected");
+            panic!("a huge negative page and a huge size are rejected");
         };
         assert_eq!(errors[0].kind, "greater_than_equal");
+        assert_eq!(errors[1].loc, ["query", "size"]);
+        assert_eq!(errors[1].kind, "less_than_equal");
 
         let mut params = QueryParams::parse(Some(&format!("page={huge}")));
         let _ = params.page(LARGE_PAGES);
