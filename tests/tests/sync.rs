@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{Duration as Span, Utc};
 use orchestration_tests::app::TestApp;
-use orchestration_tests::fake_airflow::{AirflowState, FakeAirflow, Fault};
+use orchestration_tests::fake_airflow::{AirflowState, FakeAirflow, FakeTry, Fault};
 use orchestration_tests::{Backend, on_both_backends};
 use shared::airflow::AirflowClient;
 use shared::domain::ids;
@@ -440,7 +440,59 @@ async fn time_budget_stops_and_the_next_sync_finishes(backend: Backend) {
     s.assert_mirrors_airflow().await;
 }
 
+/// A task that ended without running is try 0 in Airflow. Cleared and run, it gets try 1:
+/// Airflow 3 keeps the try 0 in its tries list, Airflow 2 replaces it. The mirror follows
+/// exactly what Airflow lists, both ways.
+async fn a_superseded_try_zero_is_kept_exactly_when_airflow_lists_it(backend: Backend) {
+    let at = Utc::now() - Span::hours(1);
+    let setup = setup(backend, |state| {
+        state.add_dag("etl", "data-team");
+        state.add_run("etl", "run_1", "failed", at, &["extract", "load", "report"]);
+        for ti in state
+            .task_instances
+            .iter_mut()
+            .filter(|t| t.task_id != "extract")
+        {
+            ti.tries = vec![FakeTry {
+                try_number: 0,
+                state: Some("upstream_failed".into()),
+                start_date: None,
+                end_date: None,
+            }];
+        }
+    })
+    .await;
+    setup.sync().await;
+    setup.assert_mirrors_airflow().await;
+
+    let later = Utc::now();
+    setup.airflow.with(|state| {
+        for ti in state.task_instances.iter_mut() {
+            let run = FakeTry {
+                try_number: 1,
+                state: Some("success".into()),
+                start_date: Some(later - Span::minutes(1)),
+                end_date: Some(later),
+            };
+            match ti.task_id.as_str() {
+                // Airflow 3: the try 0 stays listed beside the new try 1.
+                "load" => ti.tries.push(run),
+                // Airflow 2: try 1 replaces it.
+                "report" => ti.tries = vec![run],
+                _ => continue,
+            }
+            ti.updated_at = later;
+        }
+    });
+    setup.sync().await;
+    setup.assert_mirrors_airflow().await;
+    // An unchanged re-sync keeps it so (and writes nothing).
+    setup.sync().await;
+    setup.assert_mirrors_airflow().await;
+}
+
 on_both_backends!(
+    a_superseded_try_zero_is_kept_exactly_when_airflow_lists_it,
     full_sync_then_unchanged_resync_writes_nothing,
     retried_faults_are_invisible,
     a_fault_at_any_request_converges_after_a_clean_sync,

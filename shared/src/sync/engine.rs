@@ -291,9 +291,14 @@ impl<'a> Engine<'a> {
     }
 
     /// Writes the task-instance tries of one page that differ from what is stored. Retried
-    /// task instances have their earlier tries fetched too.
+    /// task instances have their earlier tries fetched too, and so has one whose stored try 0
+    /// may have been superseded (below).
     async fn apply_task_instances(&mut self, instances: Vec<TaskInstance>) -> Result<(), Stop> {
         let mut tries: Vec<TaskRun> = Vec::with_capacity(instances.len());
+        // Instances whose whole tries list Airflow gave us, by (run, task, map index).
+        let mut listed: HashSet<(Uuid, String, i64)> = HashSet::new();
+        // First tries (try 1) whose list was not read: a stored try 0 decides whether it is.
+        let mut first_tries: HashMap<(Uuid, String, i64), &TaskInstance> = HashMap::new();
         for instance in &instances {
             let Some(pipeline) = self.pipelines.get(&instance.dag_id).cloned() else {
                 self.warn(format!(
@@ -302,52 +307,86 @@ impl<'a> Engine<'a> {
                 ));
                 continue;
             };
-            tries.push(mapping::task_run(instance, &pipeline));
+            let current = mapping::task_run(instance, &pipeline);
+            let slot = (current.run_id, current.task_id.clone(), current.map_index);
+            tries.push(current);
             if instance.try_number > 1 {
-                let earlier = self
-                    .client
-                    .tries(
-                        &instance.dag_id,
-                        &instance.dag_run_id,
-                        &instance.task_id,
-                        instance.map_index,
-                    )
-                    .await?;
-                tries.extend(
-                    earlier
-                        .iter()
-                        .filter(|t| t.try_number < instance.try_number)
-                        .map(|t| mapping::task_run(t, &pipeline)),
-                );
+                tries.extend(self.earlier_tries(instance, &pipeline).await?);
+                listed.insert(slot);
+            } else if instance.try_number == 1 {
+                first_tries.insert(slot, instance);
             }
         }
-        tries.sort_by_key(|t| t.id);
-        tries.dedup_by_key(|t| t.id);
 
-        // A task that never ran is try 0 in Airflow, replaced by try 1 once it runs: a stored
-        // try 0 of a task that now has real tries is removed.
-        let mut placeholders: Vec<(Uuid, String, i64)> = tries
+        // A task that ended without running (`upstream_failed`, `skipped`...) is try 0 in
+        // Airflow. Run after a clear, it gets try 1, and Airflow 3 keeps the try 0 in the
+        // task's tries list while Airflow 2 replaces it. The mirror keeps exactly what Airflow
+        // lists: a stored try 0 of a task now at try 1 or later is read back from its tries
+        // list (one request, only for such tasks) and removed only if Airflow dropped it.
+        let mut superseded: Vec<(Uuid, String, i64)> = tries
             .iter()
             .filter(|t| t.try_number >= 1)
             .map(|t| (t.run_id, t.task_id.clone(), t.map_index))
             .collect();
-        placeholders.sort();
-        placeholders.dedup();
+        superseded.sort();
+        superseded.dedup();
+        // One read for what is stored of these tries and of those tasks' try 0.
         let mut lookup: Vec<(Uuid, &str, i64, u32)> = tries
             .iter()
             .map(|t| (t.run_id, t.task_id.as_str(), t.map_index, t.try_number))
             .collect();
         lookup.extend(
-            placeholders
+            superseded
                 .iter()
                 .map(|(run, task, map)| (*run, task.as_str(), *map, 0)),
         );
-        let stored = self.repo.task_runs_by_key(&lookup).await?;
-        let obsolete: Vec<&TaskRun> = stored
+        let mut stored = self.repo.task_runs_by_key(&lookup).await?;
+        let stored_try_zero: Vec<TaskRun> = stored
             .values()
             .filter(|t| {
                 t.try_number == 0
-                    && placeholders.contains(&(t.run_id, t.task_id.clone(), t.map_index))
+                    && superseded.contains(&(t.run_id, t.task_id.clone(), t.map_index))
+            })
+            .cloned()
+            .collect();
+        let known = tries.len();
+        for try_zero in &stored_try_zero {
+            let slot = (
+                try_zero.run_id,
+                try_zero.task_id.clone(),
+                try_zero.map_index,
+            );
+            if let Some(instance) = first_tries.get(&slot) {
+                let pipeline = self
+                    .pipelines
+                    .get(&instance.dag_id)
+                    .cloned()
+                    .expect("first tries are only kept for known pipelines");
+                tries.extend(self.earlier_tries(instance, &pipeline).await?);
+                listed.insert(slot);
+            }
+        }
+        // Tries read back just now (rare): what is stored of them too.
+        let read_back: Vec<(Uuid, &str, i64, u32)> = tries[known..]
+            .iter()
+            .filter(|t| !stored.contains_key(&t.id))
+            .map(|t| (t.run_id, t.task_id.as_str(), t.map_index, t.try_number))
+            .collect();
+        if !read_back.is_empty() {
+            stored.extend(self.repo.task_runs_by_key(&read_back).await?);
+        }
+        tries.sort_by_key(|t| t.id);
+        tries.dedup_by_key(|t| t.id);
+        let listed_try_zero: HashSet<Uuid> = tries
+            .iter()
+            .filter(|t| t.try_number == 0)
+            .map(|t| t.id)
+            .collect();
+        let obsolete: Vec<&TaskRun> = stored_try_zero
+            .iter()
+            .filter(|t| {
+                listed.contains(&(t.run_id, t.task_id.clone(), t.map_index))
+                    && !listed_try_zero.contains(&t.id)
             })
             .collect();
         if !obsolete.is_empty() {
@@ -370,5 +409,28 @@ impl<'a> Engine<'a> {
             self.repo.ingest_task_runs(&pipeline, task_runs).await?;
         }
         Ok(())
+    }
+
+    /// The tries Airflow lists for `instance` before its current one (try 0 included when
+    /// Airflow keeps it).
+    async fn earlier_tries(
+        &self,
+        instance: &TaskInstance,
+        pipeline: &Pipeline,
+    ) -> Result<Vec<TaskRun>, Stop> {
+        let listed = self
+            .client
+            .tries(
+                &instance.dag_id,
+                &instance.dag_run_id,
+                &instance.task_id,
+                instance.map_index,
+            )
+            .await?;
+        Ok(listed
+            .iter()
+            .filter(|t| t.try_number < instance.try_number)
+            .map(|t| mapping::task_run(t, pipeline))
+            .collect())
     }
 }
