@@ -1,5 +1,8 @@
 //! Admin operations for bootstrapping a deployment (against either backend): spaces, users,
 //! memberships, API keys, teams, connectors. Each prints the created object as JSON.
+//! `load-fixtures` creates the data the API Gateway events of `events/` address ([`fixtures`]).
+
+pub mod fixtures;
 
 use anyhow::{Context, bail};
 use chrono::{Duration, Utc};
@@ -76,6 +79,9 @@ pub enum AdminCommand {
     },
     /// Generate a benchmark space: N pipelines with days of runs and task runs (scripts/bench).
     Generate(crate::generate::GenerateArgs),
+    /// Create (idempotently) the space, user, key, team, connector, pipeline, run, task runs
+    /// and comment with the ids of the `events/` fixtures (local emulation and tests only).
+    LoadFixtures(fixtures::LoadFixturesArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -244,6 +250,7 @@ pub async fn run(
             Value::Null
         }
         AdminCommand::Generate(args) => crate::generate::run(repo, args).await?,
+        AdminCommand::LoadFixtures(args) => fixtures::run(repo, dynamo, args).await?,
         AdminCommand::CreateConnector(args) => {
             if args.password_stored.is_some() && dynamo.is_some() {
                 bail!(

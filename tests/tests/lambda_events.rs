@@ -5,15 +5,19 @@
 //! function's router: the same adapter `lambda_http::run` puts between the runtime and the
 //! router. So a test covers the payload parsing (path, stage, query, headers, body), the
 //! router and handlers, and the response conversion back into API Gateway's response JSON.
-//! The fixtures carry placeholder keys and ids; the tests substitute those of a seeded store.
+//! The fixtures carry the key and ids of `orchestration admin load-fixtures`
+//! (`local::admin::fixtures`); these tests substitute those of a store they seed themselves.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use lambda_http::request::{LambdaRequest, RequestOrigin};
 use lambda_http::{Adapter, Context, LambdaEvent};
+use local::admin::fixtures;
 use orchestration_tests::Backend;
 use orchestration_tests::app::{SPACE, TestApp, run, task_run};
 use orchestration_tests::fake_airflow::FakeAirflow;
@@ -24,11 +28,12 @@ use shared::secrets::SecretResolver;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-/// The placeholders written in the fixtures.
+/// The key and ids written in the fixtures: those `admin load-fixtures` creates (checked in
+/// `fixtures_cover_every_route_once_and_are_consistent`).
 const KEY: &str = "orch_fixturefixturefixturefixturefixture00";
-const PIPELINE: &str = "11111111-1111-4111-8111-111111111111";
-const RUN: &str = "22222222-2222-4222-8222-222222222222";
-const TASK_RUN: &str = "33333333-3333-4333-8333-333333333333";
+const PIPELINE: &str = "ef0c934d-1c36-5a46-96e5-cdc30b47aef7";
+const RUN: &str = "eb27060d-fbfa-5b11-b9da-205263330597";
+const TASK_RUN: &str = "40bdb311-23d9-5181-84a1-c0ecb1155c2b";
 const COMMENT: &str = "44444444-4444-4444-8444-444444444444";
 const CONNECTOR: &str = "55555555-5555-4555-8555-555555555555";
 const TEAM: &str = "66666666-6666-4666-8666-666666666666";
@@ -292,7 +297,17 @@ fn fixtures_cover_every_route_once_and_are_consistent() {
         .collect();
     documented.sort();
 
+    // The key and ids are those of the fixture data (`scripts/admin load-fixtures`).
+    assert_eq!(KEY, fixtures::KEY);
+    assert_eq!(PIPELINE, fixtures::pipeline_id().to_string());
+    assert_eq!(RUN, fixtures::run_id().to_string());
+    assert_eq!(TASK_RUN, fixtures::task_run_id().to_string());
+    assert_eq!(COMMENT, fixtures::COMMENT.to_string());
+    assert_eq!(CONNECTOR, fixtures::CONNECTOR.to_string());
+    assert_eq!(TEAM, fixtures::TEAM.to_string());
+
     let mut route_keys = Vec::new();
+    let mut base64_bodies = 0;
     for (function, name) in FIXTURES {
         let what = format!("events/{}/{name}.json", function.dir());
         let event: Value =
@@ -308,7 +323,6 @@ fn fixtures_cover_every_route_once_and_are_consistent() {
         assert_eq!(context["stage"], "$default", "{what}");
         assert!(context["requestId"].is_string(), "{what}");
         assert!(context["domainName"].is_string(), "{what}");
-        assert_eq!(event["isBase64Encoded"], false, "{what}");
         assert_eq!(
             event["headers"]["authorization"],
             format!("Bearer {KEY}"),
@@ -339,9 +353,17 @@ fn fixtures_cover_every_route_once_and_are_consistent() {
             Value::Object(parameters),
             "{what}"
         );
-        // A body is JSON, declared as such, with its length.
+        // A body is JSON, declared as such, with its length; API Gateway may pass it base64.
         if let Some(body) = event.get("body").and_then(Value::as_str) {
-            serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let body = match event["isBase64Encoded"].as_bool() {
+                Some(true) => {
+                    base64_bodies += 1;
+                    String::from_utf8(BASE64.decode(body).expect("base64 body")).unwrap()
+                }
+                Some(false) => body.to_string(),
+                None => panic!("{what}: isBase64Encoded is a boolean"),
+            };
+            serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
                 event["headers"]["content-type"], "application/json",
                 "{what}"
@@ -354,6 +376,10 @@ fn fixtures_cover_every_route_once_and_are_consistent() {
         }
         route_keys.push(route_key);
     }
+    assert_eq!(
+        base64_bodies, 1,
+        "one POST fixture carries its body base64-encoded"
+    );
     route_keys.sort();
     assert_eq!(
         route_keys, documented,
@@ -457,12 +483,13 @@ async fn pipelines_function_serves_its_fixtures() {
     assert_eq!(trigger.body["run_type"], "manual");
     let in_airflow = airflow.with(|state| state.runs.len());
     assert_eq!(in_airflow, 2, "the seeded run and the triggered one");
-    // The fixture's Idempotency-Key: the same event again returns the same run.
+    // The fixture's Idempotency-Key: the same event again replays the first answer.
     let again = pipelines("trigger").await;
     assert_eq!(
         (again.status, &again.body["id"]),
-        (200, &trigger.body["id"])
+        (201, &trigger.body["id"])
     );
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
     // The new run is visible through the runs function.
     let runs = send(Function::Runs, "list-runs", &state, &ids).await;
     assert_eq!(runs.status, 200, "{:?}", runs.body);
@@ -805,4 +832,55 @@ async fn scheduled_event_syncs_the_due_connectors() {
     let pipelines = send(Function::Pipelines, "list-pipelines", &state, &ids).await;
     assert_eq!(pipelines.status, 200, "{:?}", pipelines.body);
     assert_eq!(pipelines.body[0]["dag_id"], "etl");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fixtures as they are, against the data of `admin load-fixtures`
+// ---------------------------------------------------------------------------------------------
+
+/// What `cargo lambda invoke <function> --data-file events/...` answers after
+/// `scripts/admin load-fixtures`: every fixture, unmodified and in the order of `FIXTURES`,
+/// finds its data (the comment fixtures edit the fixture comment at versions 1, 2, 3, then
+/// delete it); loading again is idempotent and puts the comment back, so they replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fixture_finds_the_data_of_admin_load_fixtures() {
+    let table = orchestration_tests::TestTable::new(Backend::Embedded).await;
+    let repo = shared::repo::Repository::new(table.table.clone());
+    let airflow = FakeAirflow::start().await;
+    airflow.with(|state| state.add_dag(fixtures::DAG_ID, "data-team"));
+    let load = async || {
+        let args = fixtures::LoadFixturesArgs {
+            airflow_url: airflow.url(),
+            airflow_username: "admin".into(),
+            password_secret_arn: None,
+            password_env: None,
+            password_stored: Some("admin".into()),
+            allow_public_key: false,
+        };
+        let command = local::admin::AdminCommand::LoadFixtures(args);
+        local::admin::run(&repo, None, command)
+            .await
+            .expect("admin load-fixtures")
+    };
+    let loaded = load().await;
+    assert_eq!(loaded, load().await, "loading twice changes nothing");
+    assert_eq!(loaded["pipeline_id"], PIPELINE);
+
+    let state = AppState::new(repo.clone());
+    let ids = Ids::new(KEY);
+    let expected = [
+        200, 200, 200, 200, 204, 204, 201, 200, 200, 200, 201, 200, 201, 200, 200, 204, 200, 200,
+    ];
+    for ((function, name), status) in FIXTURES.into_iter().zip(expected) {
+        let answer = send(function, name, &state, &ids).await;
+        assert_eq!(answer.status, status, "{name}: {:?}", answer.body);
+    }
+
+    // The comment was deleted by its fixture: a reload puts it back at version 1.
+    let again = send(Function::Comments, "put-comment", &state, &ids).await;
+    assert_eq!(again.status, 404, "{:?}", again.body);
+    load().await;
+    let replayed = send(Function::Comments, "put-comment", &state, &ids).await;
+    assert_eq!(replayed.status, 200, "{:?}", replayed.body);
+    assert_eq!(replayed.header("etag"), Some("\"2\""));
 }
