@@ -10,11 +10,16 @@ use shared::store::Table;
 use shared::store::dynamo::DynamoTable;
 use shared::store::embedded::EmbeddedTable;
 
+pub mod api_gateway;
 pub mod app;
+pub mod aws_recorder;
 pub mod exposure;
 pub mod fake_airflow;
 pub mod fault_proxy;
+pub mod iam;
+pub mod lambda_emulator;
 pub mod mirror;
+pub mod sam_template;
 pub mod serial_proxy;
 pub mod server_process;
 
