@@ -1,6 +1,7 @@
 //! Against a real Airflow 3 (started by `scripts/airflow start`, which `scripts/test` runs):
 //! sync through the HTTP endpoint, trigger DAGs through the API, see the runs finish after a
-//! re-sync with exactly Airflow's runs, task tries and states; an unchanged re-sync writes
+//! re-sync with exactly Airflow's runs, task tries and states (a task cleared after it ended
+//! without running keeps its try 0 beside the new try, as Airflow lists it); an unchanged re-sync writes
 //! nothing; a DAG removed from Airflow becomes inactive and triggering it passes Airflow's 404
 //! through. Without `AIRFLOW_URL` this test fails (it never skips).
 
@@ -187,6 +188,7 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
 
     // Unpause in Airflow, trigger through this API (one at a time: SQLite).
     let mut triggered = BTreeMap::new();
+    let mut triggered_runs = BTreeMap::new();
     for dag in TRIGGERED {
         airflow
             .call(
@@ -209,6 +211,7 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
             "{run}"
         );
         triggered.insert(dag, run["id"].as_str().unwrap().to_string());
+        triggered_runs.insert(dag, run["dag_run_id"].as_str().unwrap().to_string());
     }
 
     // Wait (bounded) until Airflow has finished them all.
@@ -225,6 +228,55 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
         assert!(
             Instant::now() < deadline,
             "Airflow did not finish the runs in time: {runs:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // it_failing failed and its last task never ran: `after_failure` is try 0,
+    // upstream_failed. The mirror holds that try 0 now.
+    let (status, record) = send(&app, Method::POST, &sync_path, &app.keys.admin).await;
+    assert_eq!(status, 200, "{record}");
+    let failing_run = triggered_runs["it_failing"].clone();
+    assert_eq!(
+        airflow.runs().await[&("it_failing".to_string(), failing_run.clone())],
+        "failed"
+    );
+    // Then the failure is fixed in Airflow and the task cleared: it runs as try 1, and
+    // Airflow 3 keeps the try 0 in its tries list. The mirror must keep it too.
+    let run_path = format!("/dags/it_failing/dagRuns/{}", urlencode(&failing_run));
+    airflow
+        .call(
+            Method::PATCH,
+            &format!("{run_path}/taskInstances/explode"),
+            Some(json!({"new_state": "success"})),
+        )
+        .await;
+    airflow
+        .call(
+            Method::POST,
+            "/dags/it_failing/clearTaskInstances",
+            Some(json!({
+                "dry_run": false,
+                "dag_run_id": failing_run,
+                "task_ids": ["after_failure"],
+                "only_failed": false,
+                "reset_dag_runs": true,
+            })),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let runs = airflow.runs().await;
+        let state = runs
+            .get(&("it_failing".to_string(), failing_run.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if state == "success" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cleared it_failing run did not finish in time: {state}"
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -294,7 +346,26 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
         })
         .collect();
     assert_eq!(statuses["it_etl"], "success");
-    assert_eq!(statuses["it_failing"], "failed");
+    assert_eq!(statuses["it_failing"], "success", "fixed and cleared");
+    let after_failure = |attempt: u64| {
+        (
+            "it_failing".to_string(),
+            failing_run.clone(),
+            "after_failure".to_string(),
+            -1,
+            attempt,
+        )
+    };
+    assert_eq!(
+        expected_tries.get(&after_failure(1)).map(String::as_str),
+        Some("success"),
+        "the cleared task ran"
+    );
+    assert_eq!(
+        expected_tries.get(&after_failure(0)).map(String::as_str),
+        Some("upstream_failed"),
+        "Airflow 3 lists the try 0 beside it (and so does the mirror, compared above)"
+    );
     assert_eq!(statuses["it_retries"], "success");
     assert!(
         expected_tries
