@@ -377,3 +377,41 @@ fn every_function_has_a_log_group_and_the_sync_a_schedule() {
         );
     }
 }
+
+/// The request deadline the functions answer sync and trigger by stays below their Lambda
+/// `Timeout` and API Gateway's 29 s cut, with room for the function's own start: at its
+/// largest allowed value as at its default.
+#[test]
+fn the_request_deadline_fits_the_function_timeout_and_api_gateway() {
+    let template = template();
+    let parameter = &template["Parameters"]["RequestDeadlineSeconds"];
+    let largest = parameter["MaxValue"].as_u64().expect("a MaxValue");
+    let default = parameter["Default"].as_u64().expect("a Default");
+    assert!(default <= largest);
+    let globals = &template["Globals"]["Function"];
+    let timeout = globals["Timeout"].as_u64().expect("a global Timeout");
+    assert!(timeout <= 29, "API Gateway cuts at 29 s; Timeout {timeout}");
+    assert!(
+        largest + 2 <= timeout,
+        "a deadline of {largest} s leaves too little of the {timeout} s Timeout"
+    );
+    assert_eq!(
+        globals["Environment"]["Variables"]["ORCHESTRATION_REQUEST_DEADLINE_SECONDS"],
+        serde_yaml_ng::from_str::<Yaml>("!Ref RequestDeadlineSeconds").unwrap(),
+    );
+    // The functions accept every value the template allows.
+    for seconds in [parameter["MinValue"].as_u64().unwrap(), default, largest] {
+        let value = seconds.to_string();
+        assert!(
+            shared::config::request_deadline_from_lookup(|_| Some(value.clone())).is_ok(),
+            "{seconds}"
+        );
+    }
+    // HTTP functions keep the global Timeout (only the scheduled sync has its own).
+    for (id, resource) in resources(&template) {
+        let own = &resource["Properties"]["Timeout"];
+        if resource["Type"] == "AWS::Serverless::Function" && id != "ScheduledSyncFunction" {
+            assert!(own.is_null(), "{id} overrides the Timeout");
+        }
+    }
+}
