@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use super::pipelines::{decode_series, series_item};
 use super::{Repository, from_item, json, to_item};
 use crate::domain::model::{Pipeline, Run, RunRef, RunStatus, TaskRun};
-use crate::domain::summary::{RunSample, RunSeries, TaskHistory};
+use crate::domain::summary::{RunSample, RunSeries, TaskHistory, run_key};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::store::{
@@ -189,6 +189,7 @@ impl Repository {
             }
         }
         let current = current.ok_or(Error::NotFound("Pipeline not found"))?;
+        self.take_back_folded(&mut series, &runs).await?;
         let mut latest = current.latest_run.clone();
         let mut last_success = current.last_success.clone();
         let mut last_failure = current.last_failure.clone();
@@ -297,6 +298,30 @@ impl Repository {
             }
         }
         Ok(report)
+    }
+
+    /// Runs that left the series' exact tier are only counted in its hourly aggregates: before
+    /// such a run is ingested again (a cleared run, a late status), its stored version is read
+    /// and taken back from them, so that it is counted once. Only pipelines with more runs than
+    /// the exact tier holds pay this read, and only for runs not in it. The series' revision
+    /// condition makes it consistent: a concurrent change of such a run moves the revision.
+    async fn take_back_folded(&self, series: &mut RunSeries, runs: &[RunWithTasks]) -> Result<()> {
+        if !series.has_folded() {
+            return Ok(());
+        }
+        let wanted: Vec<Key> = runs
+            .iter()
+            .filter(|r| !series.holds(run_key(r.run.id)))
+            .map(|r| keys::run(r.run.id))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        for item in self.table.batch_get(&wanted).await? {
+            let stored: Run = from_item(item)?;
+            series.remove_folded(&RunSample::of(&stored));
+        }
+        Ok(())
     }
 
     /// Writes task-run tries of one pipeline whose runs are stored already (the sync reads task
