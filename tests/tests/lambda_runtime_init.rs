@@ -74,8 +74,9 @@ async fn init_fails(function: &str, change: &[Change<'_>], reason: &str) -> Resu
     let payload = payload(function);
     let invocation = emulator.invoke(function, &payload, INIT_BOUND);
     let process = async {
-        // The invocation is queued first, as on Lambda (an init runs for an invocation).
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The invocation is queued first, as on Lambda (an init runs for an invocation);
+        // an init error reported before it would answer nothing.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let mut process =
             FunctionProcess::start(&binary_dir(), function, &environment, &logs, &label);
         let exit = process.wait_exit(INIT_BOUND).await;

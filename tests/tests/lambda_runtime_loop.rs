@@ -93,6 +93,12 @@ impl Run {
         answer
     }
 
+    /// The fixture `events/<name>.json`, unmodified, to its function (the folder).
+    async fn fixture(&mut self, name: &str, expected: u16) -> Answer {
+        let function = name.split('/').next().expect("events/<function>/<name>");
+        self.both(name, function, &event(name), expected).await
+    }
+
     /// Like [`Run::both`] for a request that must fail, with whichever error the code chooses
     /// (its mapping of Airflow's errors is tested elsewhere; here the answers must only match).
     async fn both_fail(&mut self, what: &str, function: &str, event: &Value) -> Answer {
@@ -234,192 +240,92 @@ async fn start() -> Run {
         local_airflow,
         local_repo,
         local_base,
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .timeout(INVOKE_TIMEOUT)
+            .build()
+            .unwrap(),
         comparison: Comparison::default(),
         _local_server: local_server,
     }
 }
 
+/// The whole run's bound (it takes seconds; a wait nothing else bounds cannot hang the suite).
+const RUN_BOUND: Duration = Duration::from_secs(600);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_and_the_schedule_through_the_runtime_api_match_the_local_server() {
+    tokio::time::timeout(RUN_BOUND, runtime_loop())
+        .await
+        .unwrap_or_else(|_| panic!("the runtime loop did not finish within {RUN_BOUND:?}"));
+}
+
+async fn runtime_loop() {
     let started = Instant::now();
     let mut run = start().await;
-    // The pipelines group (and the API's own routes, served by the pipelines function).
-    run.both(
-        "list pipelines",
-        "pipelines",
-        &event("pipelines/list-pipelines"),
-        200,
-    )
-    .await;
-    run.both(
-        "get pipeline",
-        "pipelines",
-        &event("pipelines/get-pipeline"),
-        200,
-    )
-    .await;
-    run.both("set team", "pipelines", &event("pipelines/set-team"), 200)
-        .await;
-    run.both(
-        "set criticality",
-        "pipelines",
-        &event("pipelines/set-criticality"),
-        200,
-    )
-    .await;
-    run.both("watch", "pipelines", &event("pipelines/watch"), 204)
-        .await;
-    let watched = run
-        .both(
-            "get watched",
-            "pipelines",
-            &event("pipelines/get-pipeline"),
-            200,
-        )
-        .await;
+
+    // The pipelines group, and the API's own routes (served by the pipelines function).
+    run.fixture("pipelines/list-pipelines", 200).await;
+    run.fixture("pipelines/get-pipeline", 200).await;
+    run.fixture("pipelines/set-team", 200).await;
+    run.fixture("pipelines/set-criticality", 200).await;
+    run.fixture("pipelines/watch", 204).await;
+    let watched = run.fixture("pipelines/get-pipeline", 200).await;
     assert_eq!(watched.body["watched"], true);
-    run.both("unwatch", "pipelines", &event("pipelines/unwatch"), 204)
-        .await;
-    let trigger = event("pipelines/trigger");
-    let triggered = run.both("trigger", "pipelines", &trigger, 201).await;
-    let replayed = run
-        .both(
-            "trigger again (same Idempotency-Key)",
-            "pipelines",
-            &trigger,
-            201,
-        )
-        .await;
+    run.fixture("pipelines/unwatch", 204).await;
+    let triggered = run.fixture("pipelines/trigger", 201).await;
+    // The same Idempotency-Key: the first answer, replayed.
+    let replayed = run.fixture("pipelines/trigger", 201).await;
     assert_eq!(replayed.body["id"], triggered.body["id"]);
     // Airflow refusing: the claimed Idempotency-Key is released (a DeleteItem).
     run.airflows(|state| state.fault_next([Fault::Status(403)]));
-    let refused = with_header(&trigger, "idempotency-key", "fixture-trigger-refused");
+    let refused = with_header(&event("pipelines/trigger"), "idempotency-key", "refused");
     run.both_fail("trigger refused by Airflow", "pipelines", &refused)
         .await;
-    let health = with_path(&event("pipelines/list-pipelines"), "/api/v1.0/health");
-    run.both("health", "pipelines", &health, 200).await;
-    let openapi = with_path(&event("pipelines/list-pipelines"), "/api/v1.0/openapi.json");
-    run.both("openapi document", "pipelines", &openapi, 200)
-        .await;
+    for path in ["/api/v1.0/health", "/api/v1.0/openapi.json"] {
+        let get = with_path(&event("pipelines/list-pipelines"), path);
+        run.both(path, "pipelines", &get, 200).await;
+    }
 
     // The runs group.
-    run.both("list runs", "runs", &event("runs/list-runs"), 200)
-        .await;
-    run.both("get run", "runs", &event("runs/get-run"), 200)
-        .await;
+    run.fixture("runs/list-runs", 200).await;
+    run.fixture("runs/get-run", 200).await;
 
     // The comments group: the fixture comment is edited at versions 1, 2, 3, then deleted.
-    run.both(
-        "list run comments",
-        "comments",
-        &event("comments/list-run-comments"),
-        200,
-    )
-    .await;
-    run.both(
-        "create run comment",
-        "comments",
-        &event("comments/create-run-comment"),
-        201,
-    )
-    .await;
-    run.both(
-        "list task-run comments",
-        "comments",
-        &event("comments/list-task-run-comments"),
-        200,
-    )
-    .await;
+    run.fixture("comments/list-run-comments", 200).await;
+    run.fixture("comments/create-run-comment", 201).await;
+    run.fixture("comments/list-task-run-comments", 200).await;
     let base64 = event("comments/create-task-run-comment");
     assert_eq!(base64["isBase64Encoded"], true, "the base64-encoded POST");
-    run.both(
-        "create task-run comment (base64 body)",
-        "comments",
-        &base64,
-        201,
-    )
-    .await;
-    run.both(
-        "put comment",
-        "comments",
-        &event("comments/put-comment"),
-        200,
-    )
-    .await;
-    run.both(
-        "patch comment",
-        "comments",
-        &event("comments/patch-comment"),
-        200,
-    )
-    .await;
-    run.both(
-        "delete comment",
-        "comments",
-        &event("comments/delete-comment"),
-        204,
-    )
-    .await;
+    run.fixture("comments/create-task-run-comment", 201).await;
+    run.fixture("comments/put-comment", 200).await;
+    run.fixture("comments/patch-comment", 200).await;
+    run.fixture("comments/delete-comment", 204).await;
 
-    // Syncs: scheduled (never synced: due), manual with new runs, manual failing, then the
-    // scheduled run resuming the failed one.
-    run.both(
-        "no syncs yet",
-        "connectors",
-        &event("connectors/list-syncs"),
-        200,
-    )
-    .await;
+    // Syncs: scheduled (never synced: due), manual with new runs (a retried task), manual
+    // refused by Airflow (left pending), then the scheduled run resuming it.
+    run.fixture("connectors/list-syncs", 200).await;
     let first = run.schedule("scheduled sync").await;
     assert_eq!(first["outcomes"][0]["outcome"], "succeeded", "{first}");
-    let new_runs = |state: &mut AirflowState, id: &str| {
-        let at = Utc::now();
-        state.add_run(
-            "it_etl",
-            id,
-            "failed",
-            at,
-            &["extract", "transform", "load"],
-        );
-        state.retry_task(id, "transform", at);
+    let new_run = |state: &mut AirflowState, id: &str| {
+        let tasks = ["extract", "transform", "load"];
+        state.add_run("it_etl", id, "failed", Utc::now(), &tasks);
+        state.retry_task(id, "transform", Utc::now());
     };
-    run.airflows(|state| new_runs(state, "scheduled__2"));
-    let manual = run
-        .both("sync", "connectors", &event("connectors/sync"), 200)
-        .await;
+    run.airflows(|state| new_run(state, "scheduled__2"));
+    let manual = run.fixture("connectors/sync", 200).await;
     assert_eq!(manual.body["status"], "succeeded", "{:?}", manual.body);
     run.airflows(|state| {
-        new_runs(state, "scheduled__3");
+        new_run(state, "scheduled__3");
         state.fault_next([Fault::Status(403)]);
     });
-    let failed = run
-        .both(
-            "sync refused by Airflow",
-            "connectors",
-            &event("connectors/sync"),
-            200,
-        )
-        .await;
+    let failed = run.fixture("connectors/sync", 200).await;
     assert_eq!(failed.body["pending"], true, "{:?}", failed.body);
     let resumed = run.schedule("scheduled sync resuming").await;
     assert_eq!(resumed["outcomes"][0]["outcome"], "succeeded", "{resumed}");
-    run.both(
-        "list syncs",
-        "connectors",
-        &event("connectors/list-syncs"),
-        200,
-    )
-    .await;
-    run.both(
-        "pipelines after syncs",
-        "pipelines",
-        &event("pipelines/list-pipelines"),
-        200,
-    )
-    .await;
-    run.both("runs after syncs", "runs", &event("runs/list-runs"), 200)
-        .await;
+    run.fixture("connectors/list-syncs", 200).await;
+    run.fixture("pipelines/list-pipelines", 200).await;
+    run.fixture("runs/list-runs", 200).await;
     println!("runtime loop: {:.1} s", started.elapsed().as_secs_f64());
 
     // What each function did, against its policy.
