@@ -22,13 +22,24 @@ pub async fn init<T>(result: Result<T, String>) -> Result<T, String> {
     result
 }
 
+/// Lambda sets the Runtime API as `host:port`; emulators may give a URL with a path
+/// (cargo-lambda: `http://127.0.0.1:9000/.rt/<function>`), as `lambda_runtime` accepts.
+fn init_error_url(api: &str) -> String {
+    let api = api.trim_end_matches('/');
+    if api.starts_with("http://") || api.starts_with("https://") {
+        format!("{api}/2018-06-01/runtime/init/error")
+    } else {
+        format!("http://{api}/2018-06-01/runtime/init/error")
+    }
+}
+
 /// `POST /2018-06-01/runtime/init/error` with the message. Reporting is best effort: a
 /// failure to report is logged, the process exits anyway.
 async fn report_init_error(message: &str) {
     let Ok(api) = std::env::var(RUNTIME_API_ENV) else {
         return;
     };
-    let url = format!("http://{api}/2018-06-01/runtime/init/error");
+    let url = init_error_url(&api);
     let body = json!({ "errorMessage": message, "errorType": INIT_ERROR_TYPE, "stackTrace": [] });
     let sent = reqwest::Client::new()
         .post(&url)
@@ -46,5 +57,22 @@ async fn report_init_error(message: &str) {
             );
         }
         Err(error) => tracing::error!(%error, "could not report the init error to the Runtime API"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_api_as_lambda_or_an_emulator_gives_it() {
+        assert_eq!(
+            init_error_url("127.0.0.1:9001"),
+            "http://127.0.0.1:9001/2018-06-01/runtime/init/error"
+        );
+        assert_eq!(
+            init_error_url("http://127.0.0.1:9000/.rt/pipelines/"),
+            "http://127.0.0.1:9000/.rt/pipelines/2018-06-01/runtime/init/error"
+        );
     }
 }

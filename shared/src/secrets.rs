@@ -43,7 +43,7 @@ impl SecretResolver {
                         })?;
                         let mut builder = aws_sdk_secretsmanager::config::Builder::from(&config);
                         if let Some(endpoint) = crate::aws::blank_endpoint_override(
-                            "AWS_ENDPOINT_URL_SECRETSMANAGER",
+                            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
                             &config,
                         ) {
                             builder.set_endpoint_url(endpoint);
