@@ -104,6 +104,9 @@ const REST_V1_FIXTURE: &str = "pipelines/list-pipelines.rest-v1.json";
 /// The EventBridge scheduled event of the scheduled-sync function.
 const SCHEDULE_FIXTURE: &str = "scheduled-sync/schedule.json";
 
+/// The two routes outside the contract (no key), served by the pipelines function.
+const META_FIXTURES: [&str; 2] = ["pipelines/health.json", "pipelines/openapi.json"];
+
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
@@ -404,9 +407,47 @@ fn fixtures_cover_every_route_once_and_are_consistent() {
         .iter()
         .map(|(function, name)| format!("{}/{name}.json", function.dir()))
         .chain([REST_V1_FIXTURE.to_string(), SCHEDULE_FIXTURE.to_string()])
+        .chain(META_FIXTURES.map(String::from))
         .collect();
     known.sort();
     assert_eq!(on_disk, known, "every file of events/ is tested");
+}
+
+/// Health and the OpenAPI document through the pipelines function, without a key; the
+/// document (asked for gzip) comes base64-encoded and is the committed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_and_openapi_fixtures_answer_without_a_key() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let state = AppState::new(app.repo.clone());
+    for fixture in META_FIXTURES {
+        let event = read_fixture(fixture);
+        let request: LambdaRequest = serde_json::from_str(&event).unwrap();
+        let response = Adapter::from(Function::Pipelines.router(state.clone()))
+            .oneshot(LambdaEvent::new(request, Context::default()))
+            .await
+            .unwrap_or_else(|e: std::convert::Infallible| match e {});
+        let response = serde_json::to_value(&response).unwrap();
+        assert_eq!(response["statusCode"], 200, "{fixture}: {response}");
+        let body = if response["isBase64Encoded"] == true {
+            use std::io::Read;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(response["body"].as_str().unwrap())
+                .unwrap();
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(raw.as_slice())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        } else {
+            response["body"].as_str().unwrap().to_string()
+        };
+        let body: Value = serde_json::from_str(&body).unwrap();
+        if fixture.ends_with("health.json") {
+            assert_eq!(body["status"], "ok");
+        } else {
+            assert_eq!(body["openapi"], "3.1.0", "the document");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
