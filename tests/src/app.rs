@@ -14,6 +14,7 @@ use shared::store::counting::CountingTable;
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::fake_airflow::FakeAirflow;
 use crate::{Backend, TestTable};
 
 pub const SPACE: &str = "acme";
@@ -177,6 +178,38 @@ impl TestApp {
     }
 
     /// Writes a pipeline (metadata) into a space.
+    /// The space's connector pointed at `airflow` (password `admin`, stored), written.
+    pub async fn connect(&self, airflow: &FakeAirflow) -> Connector {
+        let connector = Connector {
+            base_url: airflow.url(),
+            auth: ConnectorAuth::Password {
+                username: "admin".into(),
+                password: SecretRef::Stored("admin".into()),
+            },
+            ..self.connector.clone()
+        };
+        self.repo.put_connector(&connector).await.unwrap();
+        connector
+    }
+
+    /// A fake Airflow with DAG `etl` (one successful run two hours ago, tasks `extract` and
+    /// `load`), and the space's connector pointed at it ([`TestApp::connect`]).
+    pub async fn with_fake_airflow(&self) -> (FakeAirflow, Connector) {
+        let airflow = FakeAirflow::start().await;
+        airflow.with(|state| {
+            state.add_dag("etl", "data-team");
+            state.add_run(
+                "etl",
+                "scheduled__1",
+                "success",
+                Utc::now() - Duration::hours(2),
+                &["extract", "load"],
+            );
+        });
+        let connector = self.connect(&airflow).await;
+        (airflow, connector)
+    }
+
     pub async fn add_pipeline(
         &self,
         connector: &Connector,

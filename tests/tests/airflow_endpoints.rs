@@ -31,26 +31,7 @@ async fn setup(
         configure(state);
     })
     .await;
-    let airflow = FakeAirflow::start().await;
-    airflow.with(|state| {
-        state.add_dag("etl", "data-team");
-        state.add_run(
-            "etl",
-            "scheduled__1",
-            "success",
-            Utc::now() - chrono::Duration::hours(2),
-            &["extract", "load"],
-        );
-    });
-    let connector = Connector {
-        base_url: airflow.url(),
-        auth: ConnectorAuth::Password {
-            username: "admin".into(),
-            password: SecretRef::Stored("admin".into()),
-        },
-        ..app.connector.clone()
-    };
-    app.repo.put_connector(&connector).await.unwrap();
+    let (airflow, connector) = app.with_fake_airflow().await;
     (app, airflow, connector)
 }
 

@@ -32,7 +32,7 @@ use orchestration_tests::{Backend, on_both_backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::domain::ids;
-use shared::domain::model::{Connector, ConnectorAuth, Role, RunStatus, SecretRef};
+use shared::domain::model::{Connector, Role, RunStatus};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -413,15 +413,7 @@ async fn with_airflow(backend: Backend) -> (Arc<TestApp>, FakeAirflow, Connector
             );
         }
     });
-    let connector = Connector {
-        base_url: airflow.url(),
-        auth: ConnectorAuth::Password {
-            username: "admin".into(),
-            password: SecretRef::Stored("admin".into()),
-        },
-        ..app.connector.clone()
-    };
-    app.repo.put_connector(&connector).await.unwrap();
+    let connector = app.connect(&airflow).await;
     (Arc::new(app), airflow, connector)
 }
 

@@ -7,14 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use orchestration_tests::app::{TestApp, body};
 use orchestration_tests::fake_airflow::{FakeAirflow, Fault};
 use orchestration_tests::{Backend, on_both_backends};
 use reqwest::Method;
 use serde_json::{Value, json};
 use shared::domain::ids;
-use shared::domain::model::{Connector, ConnectorAuth, SecretRef};
+use shared::domain::model::Connector;
 use shared::service::connectors::AirflowSettings;
 
 /// The request deadline of these tests (production: 25 s). Airflow calls stop 2 s before it.
@@ -34,26 +33,7 @@ async fn setup(backend: Backend) -> (TestApp, FakeAirflow, Connector) {
         };
     })
     .await;
-    let airflow = FakeAirflow::start().await;
-    airflow.with(|state| {
-        state.add_dag("etl", "data-team");
-        state.add_run(
-            "etl",
-            "scheduled__1",
-            "success",
-            Utc::now() - chrono::Duration::hours(2),
-            &["extract", "load"],
-        );
-    });
-    let connector = Connector {
-        base_url: airflow.url(),
-        auth: ConnectorAuth::Password {
-            username: "admin".into(),
-            password: SecretRef::Stored("admin".into()),
-        },
-        ..app.connector.clone()
-    };
-    app.repo.put_connector(&connector).await.unwrap();
+    let (airflow, connector) = app.with_fake_airflow().await;
     (app, airflow, connector)
 }
 

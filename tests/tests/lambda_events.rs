@@ -22,7 +22,7 @@ use orchestration_tests::Backend;
 use orchestration_tests::app::{SPACE, TestApp, run, task_run};
 use orchestration_tests::fake_airflow::FakeAirflow;
 use serde_json::{Map, Value, json};
-use shared::domain::model::{Connector, ConnectorAuth, RunStatus, SecretRef};
+use shared::domain::model::RunStatus;
 use shared::http::AppState;
 use shared::secrets::SecretResolver;
 use tower::ServiceExt;
@@ -241,30 +241,6 @@ async fn send(function: Function, name: &str, state: &AppState, ids: &Ids) -> An
 
 /// A fake Airflow with DAG `etl` (one finished run), and the seeded `acme` connector pointed
 /// at it with a stored password.
-async fn airflow_connector(app: &TestApp) -> (FakeAirflow, Connector) {
-    let airflow = FakeAirflow::start().await;
-    airflow.with(|state| {
-        state.add_dag("etl", "data-team");
-        state.add_run(
-            "etl",
-            "scheduled__1",
-            "success",
-            chrono::Utc::now() - chrono::Duration::hours(2),
-            &["extract", "load"],
-        );
-    });
-    let connector = Connector {
-        base_url: airflow.url(),
-        auth: ConnectorAuth::Password {
-            username: "admin".into(),
-            password: SecretRef::Stored("admin".into()),
-        },
-        ..app.connector.clone()
-    };
-    app.repo.put_connector(&connector).await.unwrap();
-    (airflow, connector)
-}
-
 fn ids_of(list: &Value) -> Vec<&str> {
     list.as_array()
         .unwrap_or_else(|| panic!("not a list: {list}"))
@@ -457,7 +433,7 @@ async fn the_health_and_openapi_fixtures_answer_without_a_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_function_serves_its_fixtures() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (airflow, connector) = airflow_connector(&app).await;
+    let (airflow, connector) = app.with_fake_airflow().await;
     let pipeline = app.add_pipeline(&connector, "etl", |_| {}).await;
     app.add_runs(
         &pipeline,
@@ -683,7 +659,7 @@ async fn comments_function_serves_its_fixtures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectors_function_serves_its_fixtures() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (_airflow, connector) = airflow_connector(&app).await;
+    let (_airflow, connector) = app.with_fake_airflow().await;
     let state = AppState::new(app.repo.clone());
     let ids = Ids {
         connector: connector.id,
@@ -834,7 +810,7 @@ async fn scheduled_event_syncs_the_due_connectors() {
         LambdaEvent::new(serde_json::from_str(&text).unwrap(), Context::default());
 
     let app = TestApp::spawn(Backend::Embedded).await;
-    let (_airflow, connector) = airflow_connector(&app).await;
+    let (_airflow, connector) = app.with_fake_airflow().await;
     let secrets = SecretResolver::new();
     let settings = scheduled_sync_function::Settings::default();
     let deadline = Instant::now() + Duration::from_secs(60);

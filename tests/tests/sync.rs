@@ -12,7 +12,7 @@ use orchestration_tests::fake_airflow::{AirflowState, FakeAirflow, FakeTry, Faul
 use orchestration_tests::{Backend, on_both_backends};
 use shared::airflow::AirflowClient;
 use shared::domain::ids;
-use shared::domain::model::{Connector, ConnectorAuth, SecretRef};
+use shared::domain::model::Connector;
 use shared::domain::sync::{SyncRecord, SyncStatus, SyncTrigger};
 use shared::secrets::SecretResolver;
 use shared::service::connectors::{AirflowSettings, client_for};
@@ -48,15 +48,7 @@ async fn setup(backend: Backend, seed: impl FnOnce(&mut AirflowState)) -> Setup 
     let app = TestApp::spawn(backend).await;
     let airflow = FakeAirflow::start().await;
     airflow.with(seed);
-    let connector = Connector {
-        base_url: airflow.url(),
-        auth: ConnectorAuth::Password {
-            username: "admin".into(),
-            password: SecretRef::Stored("admin".into()),
-        },
-        ..app.connector.clone()
-    };
-    app.repo.put_connector(&connector).await.unwrap();
+    let connector = app.connect(&airflow).await;
     let client = client_for(&connector, &SecretResolver::new(), settings())
         .await
         .unwrap();

@@ -68,6 +68,35 @@ pub async fn client_for(
     AirflowClient::new(config).map_err(|e| e.to_string())
 }
 
+/// Why a request could not get a client for its connector's Airflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientUnavailable {
+    /// The secret could not be read, or the settings are invalid: the reason.
+    Credentials(String),
+    /// The secret store did not answer before the request's Airflow cut-off.
+    OutOfTime,
+}
+
+/// [`client_for`] within a request's deadline: the secret is resolved before the Airflow
+/// cut-off, and every call of the client is bounded by it.
+pub async fn client_before(
+    connector: &Connector,
+    secrets: &SecretResolver,
+    settings: AirflowSettings,
+    deadline: Deadline,
+) -> Result<AirflowClient, ClientUnavailable> {
+    match tokio::time::timeout(
+        deadline.airflow_budget(),
+        client_for(connector, secrets, settings),
+    )
+    .await
+    {
+        Ok(Ok(client)) => Ok(client.with_deadline(deadline.airflow_cutoff())),
+        Ok(Err(reason)) => Err(ClientUnavailable::Credentials(reason)),
+        Err(_) => Err(ClientUnavailable::OutOfTime),
+    }
+}
+
 /// The connector, if it is in the caller's space (404 otherwise).
 pub async fn find(repo: &Repository, caller: &Caller, connector_id: Uuid) -> Result<Connector> {
     repo.get_connector(caller.space_id, connector_id)
@@ -95,15 +124,15 @@ pub async fn sync(
             "Syncing a connector needs permission to edit it (a space admin, or an editor who created it or is one of its editors)".into(),
         ));
     }
-    let resolved = tokio::time::timeout(
-        deadline.airflow_budget(),
-        client_for(&connector, secrets, settings),
-    )
-    .await
-    .unwrap_or_else(|_| Err("the secret was not resolved before the request's deadline".into()));
-    let client = match resolved {
-        Ok(client) => client.with_deadline(deadline.airflow_cutoff()),
-        Err(reason) => {
+    let client = match client_before(&connector, secrets, settings, deadline).await {
+        Ok(client) => client,
+        Err(unavailable) => {
+            let reason = match unavailable {
+                ClientUnavailable::Credentials(reason) => reason,
+                ClientUnavailable::OutOfTime => {
+                    "the secret was not resolved before the request's deadline".into()
+                }
+            };
             return record_failure(
                 repo,
                 caller,

@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 use crate::repo::{IdempotencyRecord, Repository, RunWithTasks, idempotency_expiry};
 use crate::secrets::SecretResolver;
 use crate::service::Deadline;
-use crate::service::connectors::{AirflowSettings, airflow_error, client_for};
+use crate::service::connectors::{
+    AirflowSettings, ClientUnavailable, airflow_error, client_before,
+};
 use crate::sync::mapping;
 
 /// The optional body of `POST /pipelines/{id}/trigger`.
@@ -196,14 +198,16 @@ async fn call_airflow(
     now: DateTime<Utc>,
     deadline: Deadline,
 ) -> Result<RunView> {
-    let client = tokio::time::timeout(
-        deadline.airflow_budget(),
-        client_for(connector, secrets, settings),
-    )
-    .await
-    .map_err(|_| Error::GatewayTimeout("the connector's secret was not resolved in time".into()))?
-    .map_err(|reason| Error::BadGateway(format!("connector credentials: {reason}")))?
-    .with_deadline(deadline.airflow_cutoff());
+    let client = client_before(connector, secrets, settings, deadline)
+        .await
+        .map_err(|unavailable| match unavailable {
+            ClientUnavailable::Credentials(reason) => {
+                Error::BadGateway(format!("connector credentials: {reason}"))
+            }
+            ClientUnavailable::OutOfTime => {
+                Error::GatewayTimeout("the connector's secret was not resolved in time".into())
+            }
+        })?;
     // With an idempotency key the run id is fixed, so Airflow itself refuses a duplicate.
     let dag_run_id = key_hash.map(|hash| format!("api__{}", &hash[..32]));
     let request = TriggerRequest {
