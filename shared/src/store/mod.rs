@@ -10,7 +10,7 @@
 //! (`PK`) and a string sort key (`SK`), with one overloaded global secondary index (`GSI1PK` /
 //! `GSI1SK`, sparse: only items that carry both attributes are indexed). All key attributes are
 //! strings. There is no scan: every read is a get or a query on a key. Both adapters pass the same
-//! conformance suite (`tests/tests/table_conformance.rs`).
+//! conformance suite (`tests/tests/store/table_conformance.rs`).
 
 pub mod condition;
 pub mod counting;

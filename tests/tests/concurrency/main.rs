@@ -1,3 +1,7 @@
+//! Concurrent writers on both backends. A test binary of its own: on DynamoDB it points its
+//! process at a serialising proxy in front of moto (`serial_proxy`), which must not reach the
+//! other tests.
+//!
 //! Concurrency over HTTP, on both storage backends:
 //!
 //! * many concurrent comment edits with `If-Match` lose no update: every edit appends a token

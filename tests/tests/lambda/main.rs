@@ -1,0 +1,9 @@
+//! The deployed form: API Gateway events through lambda_http, the function binaries under the Runtime API emulator, IAM policies against the calls, template routes.
+//!
+//! One test binary per area (linking each test file separately costs minutes on 2 cores).
+
+mod lambda_events;
+mod lambda_runtime_init;
+mod lambda_runtime_loop;
+mod iam_policies;
+mod template_routes;

@@ -1,0 +1,9 @@
+//! The storage port and repositories: the conformance suite of both adapters, round-trip budgets, crash safety, the listing cache, run series.
+//!
+//! One test binary per area (linking each test file separately costs minutes on 2 cores).
+
+mod table_conformance;
+mod round_trips;
+mod crash_safety;
+mod listing_cache;
+mod summary_series;
