@@ -13,10 +13,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde_json::{Value, json};
-use shared::api::{ErrorBody, RunTypeFilter, ValidationErrorBody};
+use shared::api::{ErrorBody, ValidationErrorBody};
 use shared::error::FieldError;
 use shared::http::AppState;
+use shared::http::inputs::RunTypeFilter;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use server::{ServerLimits, serve_on};
 
@@ -26,15 +28,19 @@ pub const OPENAPI_PATH: &str = shared::http::OPENAPI_PATH;
 /// All endpoint groups in one router, plus the health route and the OpenAPI document (as
 /// the pipelines function serves them), and `GET /health` for local scripts.
 pub fn app(state: AppState) -> Router {
-    let routes = pipelines_function::routes()
-        .merge(runs_function::routes())
-        .merge(comments_function::routes())
-        .merge(connectors_function::routes());
     // Generated once per process, from the same handlers as docs/openapi.json.
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let document = DOCUMENT.get_or_init(openapi_text);
     let extras = shared::http::meta_routes(document).route("/health", get(health));
-    shared::http::app_with(routes, extras, state)
+    shared::http::app_with(endpoints(), extras, state)
+}
+
+/// Every group's endpoints, as each function declares them.
+fn endpoints() -> OpenApiRouter<AppState> {
+    pipelines_function::endpoints()
+        .merge(runs_function::endpoints())
+        .merge(comments_function::endpoints())
+        .merge(connectors_function::endpoints())
 }
 
 #[derive(OpenApi)]
@@ -54,13 +60,10 @@ pub fn app(state: AppState) -> Router {
 )]
 struct BaseDoc;
 
-/// The OpenAPI 3.1 document of every endpoint, generated from the handlers' annotations.
+/// The OpenAPI 3.1 document of every endpoint, from the same declarations as the routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = BaseDoc::openapi();
-    doc.merge(pipelines_function::ApiDoc::openapi());
-    doc.merge(runs_function::ApiDoc::openapi());
-    doc.merge(comments_function::ApiDoc::openapi());
-    doc.merge(connectors_function::ApiDoc::openapi());
+    doc.merge(shared::http::split(endpoints()).1);
     shared::http::openapi::complete(doc)
 }
 

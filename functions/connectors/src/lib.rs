@@ -2,39 +2,35 @@
 //! `GET /connectors/{connector_id}/syncs` (recent sync records).
 //!
 //! Handlers only translate HTTP to a service call and back; the rules live in
-//! `shared::service::connectors` and `shared::sync`.
+//! `shared::service::connectors` and `shared::sync`. Each handler's `#[utoipa::path]` is both
+//! its route and its operation in the OpenAPI document.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use shared::Result;
-use shared::api::{ErrorBody, SyncListParams};
+use shared::api::ErrorBody;
 use shared::auth::Caller;
 use shared::domain::sync::SyncRecord;
-use shared::http::pagination::paginated;
-use shared::http::params::{PathParams, QueryParams, STANDARD_PAGES};
+use shared::http::extract::{Path, Query};
+use shared::http::inputs::{ConnectorPath, SyncListParams};
+use shared::http::pagination::{PageResponse, paginated};
 use shared::http::{AppState, app};
 use shared::service::{Deadline, connectors};
-use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// This group's routes, relative to the API prefix.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/connectors/{connector_id}/sync", post(sync_now))
-        .route("/connectors/{connector_id}/syncs", get(list_syncs))
+/// This group's endpoints, relative to the API prefix: routes and document in one.
+pub fn endpoints() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sync_now))
+        .routes(routes!(list_syncs))
 }
-
-/// This group's part of the OpenAPI document.
-#[derive(OpenApi)]
-#[openapi(paths(sync_now, list_syncs))]
-pub struct ApiDoc;
 
 /// The complete application of this function.
 pub fn router(state: AppState) -> Router {
-    app(routes(), state)
+    app(endpoints(), state)
 }
 
 /// Sync the Airflow connector now.
@@ -45,12 +41,9 @@ pub fn router(state: AppState) -> Router {
 /// next sync (scheduled or manual) resumes from its checkpoint.
 #[utoipa::path(
     post,
-    path = "/api/v1.0/spaces/{slug}/orchestration/connectors/{connector_id}/sync",
+    path = "/connectors/{connector_id}/sync",
     tag = "connectors",
-    params(
-        ("slug" = String, Path, description = "The space's slug"),
-        ("connector_id" = Uuid, Path, description = "The connector's id"),
-    ),
+    params(ConnectorPath),
     responses(
         (status = 200, description = "The sync finished (succeeded, partial or failed)", body = SyncRecord),
         (status = 202, description = "The sync stopped at its time budget; the next sync resumes it", body = SyncRecord),
@@ -61,15 +54,14 @@ pub fn router(state: AppState) -> Router {
 async fn sync_now(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
-) -> Result<Response> {
-    let connector_id = path.uuid("connector_id")?;
+    Path(path): Path<ConnectorPath>,
+) -> Result<(StatusCode, Json<SyncRecord>)> {
     let record = connectors::sync(
         &state.repo,
         &state.secrets,
         state.airflow,
         &caller,
-        connector_id,
+        path.connector_id,
         Deadline::after(state.request_deadline),
     )
     .await?;
@@ -78,19 +70,15 @@ async fn sync_now(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record)).into_response())
+    Ok((status, Json(record)))
 }
 
 /// Recent sync records of the connector, newest first. Any member of the space.
 #[utoipa::path(
     get,
-    path = "/api/v1.0/spaces/{slug}/orchestration/connectors/{connector_id}/syncs",
+    path = "/connectors/{connector_id}/syncs",
     tag = "connectors",
-    params(
-        ("slug" = String, Path, description = "The space's slug"),
-        ("connector_id" = Uuid, Path, description = "The connector's id"),
-        SyncListParams,
-    ),
+    params(ConnectorPath, SyncListParams),
     responses(
         (status = 200, description = "One page of sync records", body = [SyncRecord]),
     )
@@ -98,13 +86,11 @@ async fn sync_now(
 async fn list_syncs(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
+    Path(path): Path<ConnectorPath>,
     OriginalUri(uri): OriginalUri,
-) -> Result<Response> {
-    let connector_id = path.uuid("connector_id")?;
-    let mut params = QueryParams::parse(uri.query());
-    let page = params.page(STANDARD_PAGES);
-    params.finish()?;
-    let paged = connectors::list_syncs(&state.repo, &caller, connector_id, page).await?;
-    Ok(paginated(paged, &uri))
+    Query(params): Query<SyncListParams>,
+) -> Result<PageResponse<SyncRecord>> {
+    let page = params.size.page(params.page);
+    let paged = connectors::list_syncs(&state.repo, &caller, path.connector_id, page).await?;
+    Ok(paginated(paged, uri))
 }

@@ -3,58 +3,42 @@
 //! `PUT`/`DELETE /pipelines/{id}/watch`).
 //!
 //! Handlers only translate HTTP to a service call and back; the rules live in
-//! `shared::service::{pipelines, governance}`.
+//! `shared::service::{pipelines, governance}`. Each handler is declared once: its
+//! `#[utoipa::path]` gives both the route (collected by `routes!`) and its operation in the
+//! OpenAPI document, and its arguments are the typed inputs of `shared::http::inputs`.
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::http::StatusCode;
 use chrono::Utc;
 use shared::Result;
-use shared::api::{
-    CriticalityUpdate, ErrorBody, PipelineDetailParams, PipelineListParams, PipelineView, RunView,
-    TeamUpdate, TriggerBody, ValidationErrorBody,
-};
+use shared::api::{ErrorBody, PipelineView, RunView, ValidationErrorBody};
 use shared::auth::Caller;
-use shared::domain::model::{Criticality, PipelineStatus, Provider, Role};
-use shared::http::body::JsonBody;
-use shared::http::pagination::paginated;
-use shared::http::params::{LARGE_PAGES, PathParams, QueryParams};
+use shared::http::extract::{Body, EditorRole, Path, Query};
+use shared::http::inputs::{
+    CriticalityUpdate, IdempotencyKey, PipelineDetailParams, PipelineListParams, PipelinePath,
+    SpacePath, TeamUpdate, TriggerBody,
+};
+use shared::http::pagination::{PageResponse, paginated};
 use shared::http::{AppState, app_with, meta_routes};
 use shared::service::Deadline;
 use shared::service::governance;
-use shared::service::pipelines::{self, DEFAULT_DAYS, MAX_DAYS, PipelineFilter};
-use shared::service::trigger::{self, MAX_IDEMPOTENCY_KEY_LEN, TriggerInput, Triggered};
-use utoipa::OpenApi;
+use shared::service::pipelines::{self, PipelineFilter};
+use shared::service::trigger::{self, TriggerInput, Triggered};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// This group's routes, relative to the API prefix.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/pipelines", get(list_pipelines))
-        .route("/pipelines/{pipeline_id}", get(get_pipeline))
-        .route("/pipelines/{pipeline_id}/team", patch(set_team))
-        .route(
-            "/pipelines/{pipeline_id}/criticality",
-            patch(set_criticality),
-        )
-        .route("/pipelines/{pipeline_id}/watch", put(watch).delete(unwatch))
-        .route("/pipelines/{pipeline_id}/trigger", post(trigger))
+/// This group's endpoints, relative to the API prefix: routes and document in one.
+pub fn endpoints() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pipelines))
+        .routes(routes!(get_pipeline))
+        .routes(routes!(set_team))
+        .routes(routes!(set_criticality))
+        .routes(routes!(watch, unwatch))
+        .routes(routes!(trigger))
 }
-
-/// This group's part of the OpenAPI document.
-#[derive(OpenApi)]
-#[openapi(paths(
-    list_pipelines,
-    get_pipeline,
-    set_team,
-    set_criticality,
-    watch,
-    unwatch,
-    trigger
-))]
-pub struct ApiDoc;
 
 /// The OpenAPI document of the whole API, as committed (a test keeps it fresh). This
 /// function, the API's front door, publishes it with the health route.
@@ -62,13 +46,7 @@ const OPENAPI_DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 
 /// The complete application of this function.
 pub fn router(state: AppState) -> Router {
-    app_with(routes(), meta_routes(OPENAPI_DOCUMENT), state)
-}
-
-fn days(params: &mut QueryParams) -> u32 {
-    params
-        .integer("days", 1, Some(i64::from(MAX_DAYS)))
-        .map_or(DEFAULT_DAYS, |days| days as u32)
+    app_with(endpoints(), meta_routes(OPENAPI_DOCUMENT), state)
 }
 
 /// List the space's pipelines with their summary metrics.
@@ -76,9 +54,9 @@ fn days(params: &mut QueryParams) -> u32 {
 /// Sorted by name (case-insensitive), then DAG id, then id.
 #[utoipa::path(
     get,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines",
+    path = "/pipelines",
     tag = "pipelines",
-    params(("slug" = String, Path, description = "The space's slug"), PipelineListParams),
+    params(SpacePath, PipelineListParams),
     responses(
         (status = 200, description = "One page of pipelines", body = [PipelineView]),
     )
@@ -87,53 +65,62 @@ async fn list_pipelines(
     State(state): State<AppState>,
     caller: Caller,
     OriginalUri(uri): OriginalUri,
-) -> Result<Response> {
-    let mut params = QueryParams::parse(uri.query());
+    Query(params): Query<PipelineListParams>,
+) -> Result<PageResponse<PipelineView>> {
     let filter = PipelineFilter {
-        provider: params.choice_of("provider", &Provider::ALL, Provider::as_str),
-        status: params.choice_of("status", &PipelineStatus::ALL, PipelineStatus::as_str),
-        owner: params.search("owner"),
-        criticality: params.choice_of("criticality", &Criticality::ALL, Criticality::as_str),
-        team_id: params.uuid("team_id"),
-        connector_id: params.uuid("connector_id"),
-        q: params.search("q"),
-        watched_only: params.boolean("watched_only").unwrap_or(false),
+        provider: params.provider,
+        status: params.status,
+        owner: params.owner,
+        criticality: params.criticality,
+        team_id: params.team_id,
+        connector_id: params.connector_id,
+        q: params.q,
+        watched_only: params.watched_only,
     };
-    let days = days(&mut params);
-    let page = params.page(LARGE_PAGES);
-    params.finish()?;
-    let paged = pipelines::list(&state.repo, &caller, &filter, days, page, Utc::now()).await?;
-    Ok(paginated(paged, &uri))
+    let page = params.size.page(params.page);
+    let paged = pipelines::list(
+        &state.repo,
+        &caller,
+        &filter,
+        params.days.0,
+        page,
+        Utc::now(),
+    )
+    .await?;
+    Ok(paginated(paged, uri))
 }
 
 /// One pipeline with its summary metrics.
 #[utoipa::path(
     get,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}",
+    path = "/pipelines/{pipeline_id}",
     tag = "pipelines",
-    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id"), PipelineDetailParams),
+    params(PipelinePath, PipelineDetailParams),
     responses((status = 200, description = "The pipeline", body = PipelineView))
 )]
 async fn get_pipeline(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
-    OriginalUri(uri): OriginalUri,
-) -> Result<Response> {
-    let pipeline_id = path.uuid("pipeline_id")?;
-    let mut params = QueryParams::parse(uri.query());
-    let days = days(&mut params);
-    params.finish()?;
-    let pipeline = pipelines::get(&state.repo, &caller, pipeline_id, days, Utc::now()).await?;
-    Ok(Json(pipeline).into_response())
+    Path(path): Path<PipelinePath>,
+    Query(params): Query<PipelineDetailParams>,
+) -> Result<Json<PipelineView>> {
+    let pipeline = pipelines::get(
+        &state.repo,
+        &caller,
+        path.pipeline_id,
+        params.days.0,
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(pipeline))
 }
 
 /// Assign the owning team (a team of the space), or clear it with `null`. Editors and admins.
 #[utoipa::path(
     patch,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/team",
+    path = "/pipelines/{pipeline_id}/team",
     tag = "pipelines",
-    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    params(PipelinePath),
     request_body = TeamUpdate,
     responses(
         (status = 200, description = "The updated pipeline", body = PipelineView),
@@ -143,26 +130,27 @@ async fn get_pipeline(
 async fn set_team(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
-    body: JsonBody,
-) -> Result<Response> {
-    let pipeline_id = path.uuid("pipeline_id")?;
-    // Role before body: a viewer learns nothing from validation errors.
-    caller.require(Role::Editor)?;
-    let mut fields = body.required()?;
-    let team_id = fields.nullable_uuid("team_id");
-    let team_id = fields.finish_with(team_id)?;
-    let pipeline =
-        governance::set_team(&state.repo, &caller, pipeline_id, team_id, Utc::now()).await?;
-    Ok(Json(pipeline).into_response())
+    Path(path): Path<PipelinePath>,
+    _editor: EditorRole,
+    Body(update): Body<TeamUpdate>,
+) -> Result<Json<PipelineView>> {
+    let pipeline = governance::set_team(
+        &state.repo,
+        &caller,
+        path.pipeline_id,
+        update.team_id,
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(pipeline))
 }
 
 /// Set the criticality, or clear it with `null`. Editors and admins.
 #[utoipa::path(
     patch,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/criticality",
+    path = "/pipelines/{pipeline_id}/criticality",
     tag = "pipelines",
-    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    params(PipelinePath),
     request_body = CriticalityUpdate,
     responses(
         (status = 200, description = "The updated pipeline", body = PipelineView),
@@ -172,54 +160,52 @@ async fn set_team(
 async fn set_criticality(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
-    body: JsonBody,
-) -> Result<Response> {
-    let pipeline_id = path.uuid("pipeline_id")?;
-    // Role before body: a viewer learns nothing from validation errors.
-    caller.require(Role::Editor)?;
-    let mut fields = body.required()?;
-    let criticality = fields.nullable_choice("criticality", &Criticality::ALL, Criticality::as_str);
-    let criticality = fields.finish_with(criticality)?;
-    let pipeline =
-        governance::set_criticality(&state.repo, &caller, pipeline_id, criticality, Utc::now())
-            .await?;
-    Ok(Json(pipeline).into_response())
+    Path(path): Path<PipelinePath>,
+    _editor: EditorRole,
+    Body(update): Body<CriticalityUpdate>,
+) -> Result<Json<PipelineView>> {
+    let pipeline = governance::set_criticality(
+        &state.repo,
+        &caller,
+        path.pipeline_id,
+        update.criticality,
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(pipeline))
 }
 
 /// Watch the pipeline (the caller). Idempotent.
 #[utoipa::path(
     put,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/watch",
+    path = "/pipelines/{pipeline_id}/watch",
     tag = "pipelines",
-    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    params(PipelinePath),
     responses((status = 204, description = "The caller watches the pipeline"))
 )]
 async fn watch(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
+    Path(path): Path<PipelinePath>,
 ) -> Result<StatusCode> {
-    let pipeline_id = path.uuid("pipeline_id")?;
-    governance::set_watch(&state.repo, &caller, pipeline_id, true, Utc::now()).await?;
+    governance::set_watch(&state.repo, &caller, path.pipeline_id, true, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Stop watching the pipeline (the caller). Idempotent.
 #[utoipa::path(
     delete,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/watch",
+    path = "/pipelines/{pipeline_id}/watch",
     tag = "pipelines",
-    params(("slug" = String, Path, description = "The space's slug"), ("pipeline_id" = Uuid, Path, description = "The pipeline's id")),
+    params(PipelinePath),
     responses((status = 204, description = "The caller does not watch the pipeline"))
 )]
 async fn unwatch(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
+    Path(path): Path<PipelinePath>,
 ) -> Result<StatusCode> {
-    let pipeline_id = path.uuid("pipeline_id")?;
-    governance::set_watch(&state.repo, &caller, pipeline_id, false, Utc::now()).await?;
+    governance::set_watch(&state.repo, &caller, path.pipeline_id, false, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -230,15 +216,14 @@ async fn unwatch(
 /// Airflow refusing the connector's credentials, failing (5xx), answering garbage or being
 /// unreachable is a 502 whose detail names the cause; 429 and 503 keep their code with
 /// `Retry-After`; 504 when Airflow does not answer before the request deadline (default
-/// 25 s). With an `Idempotency-Key`, a retried request returns the first run (200) instead of
-/// starting another.
+/// 25 s). With an `Idempotency-Key`, a retried request (same caller and pipeline) gets the
+/// first answer again (201, `Idempotent-Replayed: true`) instead of starting another run.
 #[utoipa::path(
     post,
-    path = "/api/v1.0/spaces/{slug}/orchestration/pipelines/{pipeline_id}/trigger",
+    path = "/pipelines/{pipeline_id}/trigger",
     tag = "pipelines",
     params(
-        ("slug" = String, Path, description = "The space's slug"),
-        ("pipeline_id" = Uuid, Path, description = "The pipeline's id"),
+        PipelinePath,
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request return its first result (kept 24 hours). 1 to 255 visible ASCII characters (spaces allowed inside)", min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$"),
     ),
     request_body(content = Option<TriggerBody>, description = "All fields optional; the body itself too"),
@@ -258,58 +243,26 @@ async fn unwatch(
 async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
-    path: PathParams,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<Response> {
-    let pipeline_id = path.uuid("pipeline_id")?;
-    caller.require(Role::Editor)?;
-    let idempotency_key = idempotency_key(&headers)?;
-    let mut fields = body.optional();
+    Path(path): Path<PipelinePath>,
+    _editor: EditorRole,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    Body(body): Body<TriggerBody>,
+) -> Result<Triggered> {
     let input = TriggerInput {
-        conf: fields.optional_object("conf"),
-        logical_date: fields.optional_datetime("logical_date"),
-        note: fields.optional_string("note"),
+        conf: body.conf,
+        logical_date: body.logical_date,
+        note: body.note,
     };
-    fields.finish()?;
-    let triggered = trigger::trigger(
+    trigger::trigger(
         &state.repo,
         &state.secrets,
         state.airflow,
         &caller,
-        pipeline_id,
+        path.pipeline_id,
         input,
         idempotency_key.as_deref(),
         Utc::now(),
         Deadline::after(state.request_deadline),
     )
-    .await?;
-    // A replay answers as the original did (201, its body), flagged for the client.
-    Ok(match triggered {
-        Triggered::Created(run) => (StatusCode::CREATED, Json(run)).into_response(),
-        Triggered::Replayed(original) => (
-            StatusCode::CREATED,
-            [("idempotent-replayed", "true")],
-            Json(original),
-        )
-            .into_response(),
-    })
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str().map(str::trim) {
-        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN => {
-            Ok(Some(key.to_string()))
-        }
-        _ => Err(shared::Error::validation(
-            &["header", "idempotency-key"],
-            format!(
-                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-            ),
-            "value_error",
-        )),
-    }
+    .await
 }

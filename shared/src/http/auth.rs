@@ -60,7 +60,11 @@ impl FromRequestParts<AppState> for Caller {
             result?;
         }
         match access {
-            auth::Access::Member(authenticated) => Ok(authenticated.caller),
+            auth::Access::Member(authenticated) => {
+                // Kept for the role extractors that follow (`extract::EditorRole`).
+                parts.extensions.insert(authenticated.caller.clone());
+                Ok(authenticated.caller)
+            }
             auth::Access::Outsider { .. } => Err(Error::NotFound("Space not found")),
         }
     }

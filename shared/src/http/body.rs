@@ -86,7 +86,7 @@ pub struct Fields {
 }
 
 impl Fields {
-    fn new(map: Map<String, Value>) -> Self {
+    pub(crate) fn new(map: Map<String, Value>) -> Self {
         Self {
             map,
             errors: Vec::new(),

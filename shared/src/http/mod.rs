@@ -4,11 +4,14 @@
 mod auth;
 pub mod body;
 mod error;
+pub mod extract;
+pub mod inputs;
 mod observe;
 pub mod openapi;
 pub mod pagination;
 pub mod params;
 mod rate_headers;
+pub mod responses;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,6 +22,7 @@ use axum::routing::get;
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
+use utoipa_axum::router::OpenApiRouter;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,18 +94,31 @@ impl AppState {
     }
 }
 
-/// Wraps a function's routes (paths relative to [`API_PREFIX`]) into a complete application:
-/// the prefix, platform-format 404/405 answers, the body limit, request ids, logs and metrics
-/// (`observe`), and gzip/br compression for clients that accept it (behind API Gateway,
-/// `lambda_http` returns a compressed body base64-encoded, as API Gateway requires).
-pub fn app(routes: Router<AppState>, state: AppState) -> Router {
-    app_with(routes, Router::new(), state)
+/// A group's endpoints under [`API_PREFIX`]: the router and its part of the OpenAPI document,
+/// both from the same declarations (`#[utoipa::path]` handlers collected with `routes!`).
+pub fn split(endpoints: OpenApiRouter<AppState>) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::new()
+        .nest(API_PREFIX, endpoints)
+        .split_for_parts()
+}
+
+/// Wraps a function's endpoints (paths relative to [`API_PREFIX`]) into a complete
+/// application: the prefix, platform-format 404/405 answers, the body limit, request ids,
+/// logs and metrics (`observe`), and gzip/br compression for clients that accept it (behind
+/// API Gateway, `lambda_http` returns a compressed body base64-encoded, as API Gateway
+/// requires).
+pub fn app(endpoints: OpenApiRouter<AppState>, state: AppState) -> Router {
+    app_with(endpoints, Router::new(), state)
 }
 
 /// [`app`] with `extra` routes at absolute paths (e.g. [`meta_routes`]), under the same layers.
-pub fn app_with(routes: Router<AppState>, extra: Router<AppState>, state: AppState) -> Router {
-    Router::new()
-        .nest(API_PREFIX, routes)
+pub fn app_with(
+    endpoints: OpenApiRouter<AppState>,
+    extra: Router<AppState>,
+    state: AppState,
+) -> Router {
+    let (routes, _document) = split(endpoints);
+    routes
         .merge(extra)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

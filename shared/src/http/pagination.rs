@@ -13,8 +13,27 @@ pub const PAGE: HeaderName = HeaderName::from_static("x-page");
 pub const PAGE_SIZE: HeaderName = HeaderName::from_static("x-page-size");
 pub const TOTAL_PAGES: HeaderName = HeaderName::from_static("x-total-pages");
 
-/// Builds the response for one page of a list requested at `uri`.
-pub fn paginated<T: Serialize>(paged: Paged<T>, uri: &Uri) -> Response {
+/// One page of a list, answered as the JSON array of its items with the paging headers.
+#[derive(Debug)]
+pub struct PageResponse<T> {
+    paged: Paged<T>,
+    /// The request's URI (as the client sent it), for the `Link` targets.
+    uri: Uri,
+}
+
+/// The response for one page of a list requested at `uri`.
+pub fn paginated<T: Serialize>(paged: Paged<T>, uri: Uri) -> PageResponse<T> {
+    PageResponse { paged, uri }
+}
+
+impl<T: Serialize> IntoResponse for PageResponse<T> {
+    fn into_response(self) -> Response {
+        let Self { paged, uri } = self;
+        page_response(paged, &uri)
+    }
+}
+
+fn page_response<T: Serialize>(paged: Paged<T>, uri: &Uri) -> Response {
     let mut headers = HeaderMap::new();
     let total_pages = paged.total_pages();
     headers.insert(TOTAL_COUNT, HeaderValue::from(paged.total));

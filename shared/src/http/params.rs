@@ -2,16 +2,19 @@
 //!
 //! Every malformed value is reported (all of them at once, each with its `loc`), never ignored
 //! or replaced by a default. Unknown parameters are ignored, as the platform's other APIs do.
+//!
+//! Endpoints do not call this parser by parameter name: they declare a struct with
+//! [`query_params!`](crate::http::inputs) or `path_params!`, whose fields are both the
+//! parameters of the OpenAPI document (`IntoParams`) and what is parsed, each by its type's
+//! [`QueryField`] or [`PathValue`] reader.
 
 use std::num::IntErrorKind;
 
-use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use crate::api::{MAX_RUN_TYPE_LEN, RUN_TYPE_PATTERN};
 use crate::error::{Error, FieldError, Result};
+use crate::http::inputs::{MAX_RUN_TYPE_LEN, RUN_TYPE_PATTERN};
 use crate::service::PageRequest;
 
 /// Longest accepted value of any query parameter (`q` included), in characters.
@@ -218,18 +221,24 @@ impl QueryParams {
     /// `page` (from 1) and `size` (from 1), both `int32` as the OpenAPI document says (422
     /// past 2,147,483,647). A size above the list's maximum is capped, not rejected.
     pub fn page(&mut self, defaults: PageDefaults) -> PageRequest {
-        let page = self
-            .integer("page", 1, Some(i64::from(MAX_PAGE)))
-            .unwrap_or(1);
-        let size = self
-            .integer("size", 1, Some(i64::from(MAX_PAGE_SIZE)))
+        PageRequest {
+            page: self.page_number("page"),
+            size: self.page_size("size", defaults),
+        }
+    }
+
+    /// A page number: from 1 (the default) to [`MAX_PAGE`].
+    pub fn page_number(&mut self, name: &str) -> u32 {
+        self.integer(name, 1, Some(i64::from(MAX_PAGE)))
+            .map_or(1, |page| page as u32)
+    }
+
+    /// A page size: from 1 to [`MAX_PAGE_SIZE`], capped to the list's maximum.
+    pub fn page_size(&mut self, name: &str, defaults: PageDefaults) -> u32 {
+        self.integer(name, 1, Some(i64::from(MAX_PAGE_SIZE)))
             .map_or(defaults.size, |size| {
                 size.min(i64::from(defaults.max)) as u32
-            });
-        PageRequest {
-            page: page as u32,
-            size,
-        }
+            })
     }
 
     /// One of an enum's values, by its lower-case label.
@@ -258,39 +267,77 @@ impl QueryParams {
     }
 }
 
-/// The path parameters of a request, as an extractor whose failures are platform errors.
-pub struct PathParams(Vec<(String, String)>);
+/// How a query struct's field is read, by the field's name: absent values become `None` or
+/// the type's default, malformed ones are recorded (the field then takes the same fallback,
+/// and the request fails with every error at once).
+pub trait QueryField: Sized {
+    fn read(params: &mut QueryParams, name: &str) -> Self;
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for PathParams {
-    type Rejection = Error;
+/// A single query value; `Option<T>` fields read it (absent is `None`).
+pub trait QueryValue: Sized {
+    fn read_value(params: &mut QueryParams, name: &str) -> Option<Self>;
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        let raw = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| {
-                Error::validation(
-                    &["path"],
-                    "Path parameters must be valid UTF-8",
-                    "value_error",
-                )
-            })?;
-        Ok(Self(
-            raw.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ))
+impl<T: QueryValue> QueryField for Option<T> {
+    fn read(params: &mut QueryParams, name: &str) -> Self {
+        T::read_value(params, name)
     }
 }
 
-impl PathParams {
-    /// A UUID path parameter: 422 with the parameter's `loc` when malformed.
-    pub fn uuid(&self, name: &str) -> Result<Uuid> {
-        let raw = self
-            .0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .ok_or_else(|| Error::internal(format!("route has no {{{name}}} segment")))?;
+/// A flag: absent is `false`.
+impl QueryField for bool {
+    fn read(params: &mut QueryParams, name: &str) -> Self {
+        params.boolean(name).unwrap_or(false)
+    }
+}
+
+impl QueryValue for Uuid {
+    fn read_value(params: &mut QueryParams, name: &str) -> Option<Self> {
+        params.uuid(name)
+    }
+}
+
+/// Text is a search term: trimmed, and an empty value is no filter.
+impl QueryValue for String {
+    fn read_value(params: &mut QueryParams, name: &str) -> Option<Self> {
+        params.search(name)
+    }
+}
+
+impl QueryValue for DateTime<Utc> {
+    fn read_value(params: &mut QueryParams, name: &str) -> Option<Self> {
+        params.datetime(name)
+    }
+}
+
+/// One of a closed set of lower-case labels (`Type::ALL`, `Type::as_str`).
+macro_rules! query_choice {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl QueryValue for $ty {
+            fn read_value(params: &mut QueryParams, name: &str) -> Option<Self> {
+                params.choice_of(name, &<$ty>::ALL, <$ty>::as_str)
+            }
+        }
+    )+};
+}
+
+use crate::domain::model::{Criticality, PipelineStatus, Provider, RunStatus};
+query_choice!(Provider, PipelineStatus, Criticality, RunStatus);
+
+/// A path struct's field, read from the matched route's `{name}` segment.
+pub trait PathValue: Sized {
+    fn parse(raw: &str, name: &str) -> Result<Self>;
+}
+
+impl PathValue for String {
+    fn parse(raw: &str, _name: &str) -> Result<Self> {
+        Ok(raw.to_string())
+    }
+}
+
+impl PathValue for Uuid {
+    fn parse(raw: &str, name: &str) -> Result<Self> {
         Uuid::parse_str(raw).map_err(|_| {
             Error::validation(
                 &["path", name],
@@ -300,6 +347,68 @@ impl PathParams {
         })
     }
 }
+
+/// Declares a struct of query parameters: the struct is the endpoint's `IntoParams` (the
+/// document) and the `FromQuery` that the `Query` extractor parses, field by field by name
+/// and type. An optional `check` function sees the parsed struct and adds cross-parameter
+/// errors.
+macro_rules! query_params {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident : $ty:ty),* $(,)?
+        }
+        $(check = $check:path;)?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, utoipa::IntoParams)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty),*
+        }
+
+        impl $crate::http::extract::FromQuery for $name {
+            fn from_query(params: &mut $crate::http::params::QueryParams) -> Self {
+                let parsed = Self {
+                    $($field: <$ty as $crate::http::params::QueryField>::read(
+                        params,
+                        stringify!($field),
+                    )),*
+                };
+                $($check(&parsed, params);)?
+                parsed
+            }
+        }
+    };
+}
+pub(crate) use query_params;
+
+/// Declares a struct of path parameters: the endpoint's `IntoParams` and what the `Path`
+/// extractor parses, each field from the `{field}` segment of the route.
+macro_rules! path_params {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident : $ty:ty),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, utoipa::IntoParams)]
+        #[into_params(parameter_in = Path)]
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty),*
+        }
+
+        impl $crate::http::extract::FromPath for $name {
+            fn from_path(segments: &$crate::http::extract::PathSegments) -> $crate::Result<Self> {
+                Ok(Self {
+                    $($field: segments.parse::<$ty>(stringify!($field))?),*
+                })
+            }
+        }
+    };
+}
+pub(crate) use path_params;
 
 #[cfg(test)]
 mod tests {

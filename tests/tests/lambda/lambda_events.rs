@@ -775,10 +775,14 @@ async fn rest_api_v1_event_behind_a_named_stage() {
         (404, &json!({"detail": "Not Found"}))
     );
 
-    // With it, in a process of its own.
+    // With it, in a process of its own (this test by its full name in the test binary).
+    let module = module_path!()
+        .split_once("::")
+        .map_or("", |(_, module)| module);
+    let test_name = format!("{module}::rest_api_v1_event_behind_a_named_stage");
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
-            "rest_api_v1_event_behind_a_named_stage",
+            test_name.as_str(),
             "--exact",
             "--nocapture",
             "--test-threads=1",
