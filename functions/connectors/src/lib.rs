@@ -11,9 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use shared::Result;
-use shared::api::{ErrorBody, SyncListParams};
+use shared::api::{ErrorBody, SyncListParams, SyncView};
 use shared::auth::Caller;
-use shared::domain::sync::SyncRecord;
 use shared::http::pagination::paginated;
 use shared::http::params::{PathParams, QueryParams, STANDARD_PAGES};
 use shared::http::{AppState, app};
@@ -52,8 +51,8 @@ pub fn router(state: AppState) -> Router {
         ("connector_id" = Uuid, Path, description = "The connector's id"),
     ),
     responses(
-        (status = 200, description = "The sync finished (succeeded, partial or failed)", body = SyncRecord),
-        (status = 202, description = "The sync stopped at its time budget; the next sync resumes it", body = SyncRecord),
+        (status = 200, description = "The sync finished (succeeded, partial or failed)", body = SyncView),
+        (status = 202, description = "The sync stopped at its time budget; the next sync resumes it", body = SyncView),
         (status = 403, description = "The caller may not edit this connector", body = ErrorBody),
         (status = 409, description = "A sync of this connector is already running", body = ErrorBody),
     )
@@ -92,7 +91,7 @@ async fn sync_now(
         SyncListParams,
     ),
     responses(
-        (status = 200, description = "One page of sync records", body = [SyncRecord]),
+        (status = 200, description = "One page of sync records", body = [SyncView]),
     )
 )]
 async fn list_syncs(
