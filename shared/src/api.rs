@@ -13,6 +13,7 @@ use crate::domain::model::{
     RunStatus, TaskRun,
 };
 use crate::domain::summary::{RunSeries, WindowStats, window_start};
+use crate::domain::sync::{SyncCounts, SyncRecord, SyncStatus, SyncTrigger};
 use crate::error::FieldError;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -290,4 +291,65 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ValidationErrorBody {
     pub detail: Vec<FieldError>,
+}
+
+/// One sync of one connector.
+///
+/// The response of `POST /connectors/{id}/sync` and the items of `GET /connectors/{id}/syncs`,
+/// built from the stored [`SyncRecord`]; the schema keeps its published name.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = SyncRecord, description = "One sync of one connector.")]
+pub struct SyncView {
+    pub id: Uuid,
+    pub connector_id: Uuid,
+    pub space_id: Uuid,
+    pub trigger: SyncTrigger,
+    /// The user who asked for a manual sync.
+    pub triggered_by: Option<Uuid>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: SyncStatus,
+    pub counts: SyncCounts,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    /// HTTP requests sent to Airflow.
+    pub airflow_requests: u64,
+    /// True when the sync stopped before finishing (time budget or error) and the next sync
+    /// resumes from its checkpoint.
+    pub pending: bool,
+}
+
+impl From<SyncRecord> for SyncView {
+    fn from(record: SyncRecord) -> Self {
+        let SyncRecord {
+            id,
+            connector_id,
+            space_id,
+            trigger,
+            triggered_by,
+            started_at,
+            finished_at,
+            status,
+            counts,
+            warnings,
+            error,
+            airflow_requests,
+            pending,
+        } = record;
+        Self {
+            id,
+            connector_id,
+            space_id,
+            trigger,
+            triggered_by,
+            started_at,
+            finished_at,
+            status,
+            counts,
+            warnings,
+            error,
+            airflow_requests,
+            pending,
+        }
+    }
 }

@@ -39,8 +39,33 @@ pub enum Error {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    /// Malformed request input, found while reading the request (422 with the entries).
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// A space slug that breaks the slug rules (`domain::api_key::is_valid_slug`) (422).
+    #[error(
+        "validation failed: a slug is 1-63 lower-case letters, digits or dashes, not starting with a dash"
+    )]
+    InvalidSlug,
+    /// A chosen API key secret that cannot be a key (`domain::api_key::is_well_formed`) (422).
+    #[error(
+        "validation failed: an API key is {} to 256 visible ASCII characters",
+        crate::domain::api_key::MIN_KEY_LEN
+    )]
+    MalformedApiKey,
+    /// An owning team that does not exist in the space (422).
+    #[error("validation failed: no team with this id exists in this space")]
+    UnknownTeam,
+    /// An `Idempotency-Key` already used for a different request (422).
+    #[error("validation failed: this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// The upstream (Airflow) rejected the request's content (its 422): its message, and its
+    /// entries with Airflow's own locations (none when it sent only a message).
+    #[error("validation failed upstream: {detail}")]
+    UpstreamRejected {
+        detail: String,
+        fields: Vec<FieldError>,
+    },
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("Request body too large")]

@@ -165,7 +165,10 @@ pub async fn assert_mirrors_airflow(
     let mut stored_runs = BTreeMap::new();
     let mut stored_tries: BTreeMap<TryKey, ExpectedTry> = BTreeMap::new();
     for pipeline in &pipelines {
-        let runs = repo.list_runs(pipeline.id, None, None).await.unwrap();
+        let runs = repo
+            .list_runs(pipeline.space_id, pipeline.id, None, None)
+            .await
+            .unwrap();
         for run in &runs {
             assert_eq!(
                 run.id,
@@ -177,7 +180,7 @@ pub async fn assert_mirrors_airflow(
                 (pipeline.space_id, pipeline.dag_id.as_str())
             );
             let (_, task_runs) = repo
-                .get_run_with_task_runs(run.id)
+                .get_run_with_task_runs(pipeline.space_id, run.id)
                 .await
                 .unwrap()
                 .unwrap_or_else(|| panic!("{context}: run {} listed but not stored", run.id));
@@ -268,7 +271,10 @@ pub async fn assert_summaries_match_runs(
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{context}: pipeline {} vanished", listed.id));
-        let runs: Vec<Run> = repo.list_runs(pipeline.id, None, None).await.unwrap();
+        let runs: Vec<Run> = repo
+            .list_runs(pipeline.space_id, pipeline.id, None, None)
+            .await
+            .unwrap();
         checked += runs.len();
         let mut expected: Vec<RunSample> = runs
             .iter()

@@ -10,9 +10,8 @@ use axum::Router;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use shared::Result;
-use shared::api::ErrorBody;
+use shared::api::{ErrorBody, SyncView};
 use shared::auth::Caller;
-use shared::domain::sync::SyncRecord;
 use shared::http::extract::{Path, Query};
 use shared::http::inputs::{ConnectorPath, SyncListParams};
 use shared::http::pagination::{PageResponse, paginated};
@@ -45,8 +44,8 @@ pub fn router(state: AppState) -> Router {
     tag = "connectors",
     params(ConnectorPath),
     responses(
-        (status = 200, description = "The sync finished (succeeded, partial or failed)", body = SyncRecord),
-        (status = 202, description = "The sync stopped at its time budget; the next sync resumes it", body = SyncRecord),
+        (status = 200, description = "The sync finished (succeeded, partial or failed)", body = SyncView),
+        (status = 202, description = "The sync stopped at its time budget; the next sync resumes it", body = SyncView),
         (status = 403, description = "The caller may not edit this connector", body = ErrorBody),
         (status = 409, description = "A sync of this connector is already running", body = ErrorBody),
     )
@@ -55,7 +54,7 @@ async fn sync_now(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<ConnectorPath>,
-) -> Result<(StatusCode, Json<SyncRecord>)> {
+) -> Result<(StatusCode, Json<SyncView>)> {
     let record = connectors::sync(
         &state.repo,
         &state.secrets,
@@ -80,7 +79,7 @@ async fn sync_now(
     tag = "connectors",
     params(ConnectorPath, SyncListParams),
     responses(
-        (status = 200, description = "One page of sync records", body = [SyncRecord]),
+        (status = 200, description = "One page of sync records", body = [SyncView]),
     )
 )]
 async fn list_syncs(
@@ -89,7 +88,7 @@ async fn list_syncs(
     Path(path): Path<ConnectorPath>,
     OriginalUri(uri): OriginalUri,
     Query(params): Query<SyncListParams>,
-) -> Result<PageResponse<SyncRecord>> {
+) -> Result<PageResponse<SyncView>> {
     let page = params.size.page(params.page);
     let paged = connectors::list_syncs(&state.repo, &caller, path.connector_id, page).await?;
     Ok(paginated(paged, uri))

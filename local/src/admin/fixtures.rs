@@ -181,7 +181,7 @@ pub async fn load(
     if repo.get_pipeline(space.id, pipeline.id).await?.is_none() {
         repo.upsert_pipeline_metadata(&pipeline).await?;
     }
-    if repo.get_run(run_id()).await?.is_none() {
+    if repo.get_run(space.id, run_id()).await?.is_none() {
         repo.ingest_runs(&pipeline, vec![fixture_run(&pipeline)], now)
             .await
             .context("writing the fixture run")?;
@@ -298,7 +298,7 @@ async fn reset_comment(repo: &Repository, space_id: Uuid) -> anyhow::Result<()> 
         edited: false,
         version: 1,
     };
-    match repo.get_comment(COMMENT).await? {
+    match repo.get_comment(space_id, COMMENT).await? {
         None => repo.create_comment(&comment).await?,
         Some(stored) if stored == comment => {}
         // Same creation time, so the same entry in the run's list: both items are replaced.

@@ -1,9 +1,8 @@
 //! API keys and the membership check, independent of HTTP.
 //!
-//! Keys look like `orch_` + 40 random base62 characters (about 238 bits). Only their SHA-256
-//! hash is stored: a fast hash is the right tool for high-entropy random secrets (no
-//! dictionary to attack), and it lets a key be found with one GetItem. The stored hash is
-//! compared in constant time after the lookup.
+//! Keys are generated and hashed by `domain::api_key` (re-exported here): only their SHA-256
+//! hash is stored, and it lets a key be found with one GetItem. The stored hash is compared
+//! in constant time after the lookup.
 //!
 //! [`Authenticator`] puts a short per-process cache in front of the two table reads (key and
 //! membership), and [`rate_limit`] meters each key's requests.
@@ -14,9 +13,6 @@ pub mod rate_limit;
 pub use cache::CallerCache;
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
-use rand::distr::Alphanumeric;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -24,36 +20,9 @@ use crate::domain::model::Role;
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 
-pub const KEY_PREFIX: &str = "orch_";
-const KEY_RANDOM_CHARS: usize = 40;
-/// Shortest secret accepted as a key (also the floor for `ORCHESTRATION_DEMO_API_KEY`).
-pub const MIN_KEY_LEN: usize = 20;
-const MAX_KEY_LEN: usize = 256;
-const DISPLAY_PREFIX_LEN: usize = 12;
-
-/// A fresh random key: shown once to its owner, never stored.
-pub fn generate_key() -> String {
-    let random: String = rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(KEY_RANDOM_CHARS)
-        .map(char::from)
-        .collect();
-    format!("{KEY_PREFIX}{random}")
-}
-
-pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn display_prefix(key: &str) -> String {
-    key.chars().take(DISPLAY_PREFIX_LEN).collect()
-}
-
-/// Whether a string can be an API key at all (length and visible ASCII).
-pub fn is_well_formed(key: &str) -> bool {
-    (MIN_KEY_LEN..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
-}
+pub use crate::domain::api_key::{
+    KEY_PREFIX, MIN_KEY_LEN, display_prefix, generate_key, hash_key, is_valid_slug, is_well_formed,
+};
 
 /// The authenticated caller inside the addressed space.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,18 +176,10 @@ async fn resolve(repo: &Repository, hash: &str, slug: &str, now: DateTime<Utc>) 
     }))
 }
 
-/// Space slugs: lower-case letters, digits and dashes, 1 to 63 characters.
-pub fn is_valid_slug(slug: &str) -> bool {
-    (1..=63).contains(&slug.len())
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::api_key::{DISPLAY_PREFIX_LEN, KEY_RANDOM_CHARS};
 
     #[test]
     fn generated_keys_are_recognisable_and_well_formed() {

@@ -1,5 +1,6 @@
 //! Domain model and rules, independent of HTTP and of storage.
 
+pub mod api_key;
 pub mod ids;
 pub mod model;
 pub mod summary;

@@ -42,8 +42,8 @@ pub struct SyncCounts {
     pub task_runs: Counts,
 }
 
-/// One sync of one connector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// One sync of one connector, as stored (the API shows it as `api::SyncView`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncRecord {
     pub id: Uuid,
     pub connector_id: Uuid,

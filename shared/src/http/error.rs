@@ -5,7 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::Error;
+use crate::domain::api_key::MIN_KEY_LEN;
+use crate::error::{Error, FieldError};
 use crate::store::StoreError;
 
 impl Error {
@@ -15,7 +16,12 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Validation(_)
+            | Error::InvalidSlug
+            | Error::MalformedApiKey
+            | Error::UnknownTeam
+            | Error::IdempotencyKeyReused
+            | Error::UpstreamRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -36,6 +42,11 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = match &self {
             Error::Validation(errors) => json!({ "detail": errors }),
+            Error::InvalidSlug
+            | Error::MalformedApiKey
+            | Error::UnknownTeam
+            | Error::IdempotencyKeyReused
+            | Error::UpstreamRejected { .. } => json!({ "detail": self.field_errors() }),
             Error::Upstream { detail, .. }
             | Error::BadGateway(detail)
             | Error::GatewayTimeout(detail) => json!({ "detail": detail }),
@@ -78,5 +89,41 @@ impl IntoResponse for Error {
             _ => {}
         }
         response
+    }
+}
+
+impl Error {
+    /// The 422 entries of a domain error: where in the request it lies, in the platform's
+    /// `loc`/`msg`/`type` form. Locations are an HTTP matter, so they are chosen here.
+    fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            Error::Validation(errors) => errors.clone(),
+            Error::InvalidSlug => vec![FieldError::new(
+                &["body", "slug"],
+                "a slug is 1-63 lower-case letters, digits or dashes, not starting with a dash",
+                "string_pattern_mismatch",
+            )],
+            Error::MalformedApiKey => vec![FieldError::new(
+                &["body", "key"],
+                format!("an API key is {MIN_KEY_LEN} to 256 visible ASCII characters"),
+                "string_pattern_mismatch",
+            )],
+            Error::UnknownTeam => vec![FieldError::new(
+                &["body", "team_id"],
+                "No team with this id exists in this space",
+                "value_error",
+            )],
+            Error::IdempotencyKeyReused => vec![FieldError::new(
+                &["header", "idempotency-key"],
+                "This Idempotency-Key was used for a different request",
+                "value_error",
+            )],
+            // Airflow's entries keep Airflow's own locations; a bare message is about the body.
+            Error::UpstreamRejected { detail, fields } if fields.is_empty() => {
+                vec![FieldError::new(&["body"], detail.clone(), "value_error")]
+            }
+            Error::UpstreamRejected { fields, .. } => fields.clone(),
+            _ => Vec::new(),
+        }
     }
 }

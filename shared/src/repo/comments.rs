@@ -54,22 +54,27 @@ impl Repository {
             })
     }
 
-    pub async fn get_comment(&self, comment_id: Uuid) -> Result<Option<Comment>> {
-        self.table
+    /// A comment of the space (`None` for a comment of another space).
+    pub async fn get_comment(&self, space_id: Uuid, comment_id: Uuid) -> Result<Option<Comment>> {
+        Ok(self
+            .table
             .get(&keys::comment(comment_id))
             .await?
-            .map(from_item)
-            .transpose()
+            .map(from_item::<Comment>)
+            .transpose()?
+            .filter(|c| c.space_id == space_id))
     }
 
-    /// A target's comments, oldest first.
-    pub async fn list_comments(&self, target_id: Uuid) -> Result<Vec<Comment>> {
+    /// A target's comments in the space, oldest first (none for another space's target).
+    pub async fn list_comments(&self, space_id: Uuid, target_id: Uuid) -> Result<Vec<Comment>> {
         let query = Query::partition(Index::Primary, keys::comments_of(target_id));
-        query_all(self.table(), query)
+        let mut comments = query_all(self.table(), query)
             .await?
             .into_iter()
-            .map(from_item)
-            .collect()
+            .map(from_item::<Comment>)
+            .collect::<Result<Vec<_>>>()?;
+        comments.retain(|c| c.space_id == space_id);
+        Ok(comments)
     }
 
     /// Replaces a comment if it is still at `expected_version` (412 otherwise).

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Repository, from_item, json, to_item};
-use crate::auth;
+use crate::domain::api_key;
 use crate::domain::model::{ApiKey, Connector, Membership, Role, Space, Team, User};
 use crate::error::{Error, Result};
 use crate::keys;
@@ -20,12 +20,8 @@ pub struct NewApiKey {
 impl Repository {
     /// Creates a space; 409 if the slug is taken.
     pub async fn create_space(&self, slug: &str, name: &str, now: DateTime<Utc>) -> Result<Space> {
-        if !auth::is_valid_slug(slug) {
-            return Err(Error::validation(
-                &["body", "slug"],
-                "a slug is 1-63 lower-case letters, digits or dashes, not starting with a dash",
-                "string_pattern_mismatch",
-            ));
+        if !api_key::is_valid_slug(slug) {
+            return Err(Error::InvalidSlug);
         }
         let space = Space {
             id: Uuid::new_v4(),
@@ -44,7 +40,7 @@ impl Repository {
     }
 
     pub async fn get_space(&self, slug: &str) -> Result<Option<Space>> {
-        if !auth::is_valid_slug(slug) {
+        if !api_key::is_valid_slug(slug) {
             return Ok(None);
         }
         self.table
@@ -148,23 +144,16 @@ impl Repository {
         if self.get_user(user_id).await?.is_none() {
             return Err(Error::NotFound("User not found"));
         }
-        let secret = secret.unwrap_or_else(auth::generate_key);
-        if !auth::is_well_formed(&secret) {
-            return Err(Error::validation(
-                &["body", "key"],
-                format!(
-                    "an API key is {} to 256 visible ASCII characters",
-                    auth::MIN_KEY_LEN
-                ),
-                "string_pattern_mismatch",
-            ));
+        let secret = secret.unwrap_or_else(api_key::generate_key);
+        if !api_key::is_well_formed(&secret) {
+            return Err(Error::MalformedApiKey);
         }
         let record = ApiKey {
             id: Uuid::new_v4(),
             user_id,
             name: name.to_string(),
-            display_prefix: auth::display_prefix(&secret),
-            key_hash: auth::hash_key(&secret),
+            display_prefix: api_key::display_prefix(&secret),
+            key_hash: api_key::hash_key(&secret),
             created_at: now,
             expires_at,
             revoked_at: None,

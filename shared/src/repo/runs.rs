@@ -12,9 +12,11 @@ use crate::keys;
 use crate::store::{BatchOp, Index, Query, SortKey, count_all, query_all};
 
 impl Repository {
-    /// A run with all its task runs (one query: they share the run's partition).
+    /// A run of the space with all its task runs (one query: they share the run's partition);
+    /// `None` for a run of another space.
     pub async fn get_run_with_task_runs(
         &self,
+        space_id: Uuid,
         run_id: Uuid,
     ) -> Result<Option<(Run, Vec<TaskRun>)>> {
         let items = query_all(
@@ -33,35 +35,45 @@ impl Repository {
                 _ => {}
             }
         }
-        Ok(run.map(|run| (run, task_runs)))
+        Ok(run
+            .filter(|run: &Run| run.space_id == space_id)
+            .map(|run| (run, task_runs)))
     }
 
-    pub async fn get_run(&self, run_id: Uuid) -> Result<Option<Run>> {
-        self.table
+    /// A run of the space (`None` for a run of another space).
+    pub async fn get_run(&self, space_id: Uuid, run_id: Uuid) -> Result<Option<Run>> {
+        Ok(self
+            .table
             .get(&keys::run(run_id))
             .await?
-            .map(from_item)
-            .transpose()
+            .map(from_item::<Run>)
+            .transpose()?
+            .filter(|run| run.space_id == space_id))
     }
 
     /// A pipeline's runs, newest first, whose position in time lies in `[from, to]` (either end
-    /// open). Position = start, else queued time, else logical date (see `Run::at`).
+    /// open). Position = start, else queued time, else logical date (see `Run::at`). Only runs
+    /// of the space: none for another space's pipeline.
     pub async fn list_runs(
         &self,
+        space_id: Uuid,
         pipeline_id: Uuid,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<Run>> {
-        query_all(self.table(), runs_query(pipeline_id, from, to))
+        let runs = query_all(self.table(), runs_query(pipeline_id, from, to))
             .await?
             .into_iter()
-            .map(from_item)
-            .collect()
+            .map(from_item::<Run>)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(in_space(space_id, runs))
     }
 
     /// A pipeline's newest (or oldest) `limit` runs, in that order: reads no more than that.
+    /// Only runs of the space: none for another space's pipeline.
     pub async fn runs_from_end(
         &self,
+        space_id: Uuid,
         pipeline_id: Uuid,
         limit: u32,
         newest_first: bool,
@@ -84,28 +96,36 @@ impl Repository {
             }
         }
         runs.truncate(limit as usize);
-        Ok(runs)
+        Ok(in_space(space_id, runs))
     }
 
-    /// How many runs a pipeline has, counted in its index without reading them.
+    /// How many runs a pipeline has, counted in its index without reading them (so without
+    /// knowing their space: the caller has found the pipeline or its runs in the space).
     pub async fn count_runs(&self, pipeline_id: Uuid) -> Result<u64> {
         Ok(count_all(self.table(), runs_query(pipeline_id, None, None)).await?)
     }
 
-    /// The stored runs among `run_ids` (one batch read per 100).
-    pub async fn runs_by_id(&self, run_ids: &[Uuid]) -> Result<HashMap<Uuid, Run>> {
+    /// The stored runs of the space among `run_ids` (one batch read per 100).
+    pub async fn runs_by_id(&self, space_id: Uuid, run_ids: &[Uuid]) -> Result<HashMap<Uuid, Run>> {
         let keys: Vec<_> = run_ids.iter().map(|id| keys::run(*id)).collect();
-        self.table
+        let runs = self
+            .table
             .batch_get(&keys)
             .await?
             .into_iter()
-            .map(|item| from_item::<Run>(item).map(|run| (run.id, run)))
-            .collect()
+            .map(from_item::<Run>)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(in_space(space_id, runs)
+            .into_iter()
+            .map(|run| (run.id, run))
+            .collect())
     }
 
-    /// The stored task-run tries among `tries` (run id, task id, map index, try number).
+    /// The stored task-run tries of the space among `tries` (run id, task id, map index, try
+    /// number).
     pub async fn task_runs_by_key(
         &self,
+        space_id: Uuid,
         tries: &[(Uuid, &str, i64, u32)],
     ) -> Result<HashMap<Uuid, TaskRun>> {
         let keys: Vec<_> = tries
@@ -114,12 +134,18 @@ impl Repository {
                 keys::task_run(*run_id, task_id, *map_index, *try_number)
             })
             .collect();
-        self.table
+        let task_runs = self
+            .table
             .batch_get(&keys)
             .await?
             .into_iter()
-            .map(|item| from_item::<TaskRun>(item).map(|t| (t.id, t)))
-            .collect()
+            .map(from_item::<TaskRun>)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(task_runs
+            .into_iter()
+            .filter(|t| t.space_id == space_id)
+            .map(|t| (t.id, t))
+            .collect())
     }
 
     /// Removes task-run tries (Airflow's try-0 placeholders once a task has really run).
@@ -139,8 +165,9 @@ impl Repository {
         Ok(())
     }
 
-    /// A task run by its id (through the index), with nothing else.
-    pub async fn get_task_run(&self, task_run_id: Uuid) -> Result<Option<TaskRun>> {
+    /// A task run of the space by its id (through the index), with nothing else; `None` for a
+    /// task run of another space.
+    pub async fn get_task_run(&self, space_id: Uuid, task_run_id: Uuid) -> Result<Option<TaskRun>> {
         let (pk, sk) = keys::task_run_gsi1(task_run_id);
         let page = self
             .table
@@ -150,8 +177,20 @@ impl Repository {
                     .limit(1),
             )
             .await?;
-        page.items.into_iter().next().map(from_item).transpose()
+        Ok(page
+            .items
+            .into_iter()
+            .next()
+            .map(from_item::<TaskRun>)
+            .transpose()?
+            .filter(|t| t.space_id == space_id))
     }
+}
+
+/// The runs that belong to the space (a pipeline's runs all share its space).
+fn in_space(space_id: Uuid, mut runs: Vec<Run>) -> Vec<Run> {
+    runs.retain(|run| run.space_id == space_id);
+    runs
 }
 
 /// A pipeline's runs positioned in `[from, to]`, newest first.

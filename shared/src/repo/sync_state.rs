@@ -85,25 +85,40 @@ impl Repository {
         Ok(())
     }
 
+    /// A sync record of the space (`None` for one of another space).
     pub async fn get_sync_record(
         &self,
+        space_id: Uuid,
         connector_id: Uuid,
         started_at: DateTime<Utc>,
         sync_id: Uuid,
     ) -> Result<Option<SyncRecord>> {
         let key = keys::sync_record(connector_id, started_at, sync_id);
-        self.table.get(&key).await?.map(from_item).transpose()
+        Ok(self
+            .table
+            .get(&key)
+            .await?
+            .map(from_item::<SyncRecord>)
+            .transpose()?
+            .filter(|record| record.space_id == space_id))
     }
 
-    /// A connector's sync records, newest first.
-    pub async fn list_sync_records(&self, connector_id: Uuid) -> Result<Vec<SyncRecord>> {
+    /// A connector's sync records in the space, newest first (none for another space's
+    /// connector).
+    pub async fn list_sync_records(
+        &self,
+        space_id: Uuid,
+        connector_id: Uuid,
+    ) -> Result<Vec<SyncRecord>> {
         let query = Query::partition(Index::Primary, keys::connector_partition(connector_id))
             .sort(SortKey::BeginsWith(keys::SYNC_RECORD_PREFIX.into()))
             .descending();
-        crate::store::query_all(self.table(), query)
+        let mut records = crate::store::query_all(self.table(), query)
             .await?
             .into_iter()
-            .map(from_item)
-            .collect()
+            .map(from_item::<SyncRecord>)
+            .collect::<Result<Vec<_>>>()?;
+        records.retain(|record| record.space_id == space_id);
+        Ok(records)
     }
 }

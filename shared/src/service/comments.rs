@@ -33,9 +33,8 @@ async fn resolve(
     match kind {
         CommentTarget::Run => {
             let run = repo
-                .get_run(id)
+                .get_run(caller.space_id, id)
                 .await?
-                .filter(|run| run.space_id == caller.space_id)
                 .ok_or(Error::NotFound("Run not found"))?;
             Ok(Target {
                 kind,
@@ -46,9 +45,8 @@ async fn resolve(
         }
         CommentTarget::TaskRun => {
             let task_run = repo
-                .get_task_run(id)
+                .get_task_run(caller.space_id, id)
                 .await?
-                .filter(|t| t.space_id == caller.space_id)
                 .ok_or(Error::NotFound("Task run not found"))?;
             Ok(Target {
                 kind,
@@ -62,9 +60,8 @@ async fn resolve(
 
 /// A comment of the caller's space (404 for any other).
 async fn find(repo: &Repository, caller: &Caller, comment_id: Uuid) -> Result<Comment> {
-    repo.get_comment(comment_id)
+    repo.get_comment(caller.space_id, comment_id)
         .await?
-        .filter(|c| c.space_id == caller.space_id)
         .ok_or(Error::NotFound("Comment not found"))
 }
 
@@ -94,7 +91,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Paged<CommentView>> {
     resolve(repo, caller, kind, target_id).await?;
-    let comments = repo.list_comments(target_id).await?;
+    let comments = repo.list_comments(caller.space_id, target_id).await?;
     let total = comments.len() as u64;
     let items = page
         .slice(comments)

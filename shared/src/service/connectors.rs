@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::{Deadline, PageRequest, Paged};
 use crate::airflow::{AirflowClient, AirflowConfig, AirflowError, Credentials};
+use crate::api::SyncView;
 use crate::auth::Caller;
 use crate::domain::model::{Connector, ConnectorAuth, Provider, Role};
 use crate::domain::sync::{SyncCounts, SyncRecord, SyncStatus, SyncTrigger};
@@ -114,7 +115,7 @@ pub async fn sync(
     caller: &Caller,
     connector_id: Uuid,
     deadline: Deadline,
-) -> Result<SyncRecord> {
+) -> Result<SyncView> {
     let connector = find(repo, caller, connector_id).await?;
     match connector.provider {
         Provider::Airflow => {}
@@ -144,7 +145,9 @@ pub async fn sync(
     };
     let mut options = SyncOptions::new(SyncTrigger::Manual, deadline.airflow_budget());
     options.triggered_by = Some(caller.user_id);
-    sync_connector(repo, &client, &connector, options).await
+    sync_connector(repo, &client, &connector, options)
+        .await
+        .map(SyncView::from)
 }
 
 async fn record_failure(
@@ -152,7 +155,7 @@ async fn record_failure(
     caller: &Caller,
     connector: &Connector,
     error: String,
-) -> Result<SyncRecord> {
+) -> Result<SyncView> {
     let now = Utc::now();
     let record = SyncRecord {
         id: Uuid::new_v4(),
@@ -170,7 +173,7 @@ async fn record_failure(
         pending: false,
     };
     repo.put_sync_record(&record).await?;
-    Ok(record)
+    Ok(record.into())
 }
 
 /// A connector's sync records, newest first (any member of the space).
@@ -179,12 +182,18 @@ pub async fn list_syncs(
     caller: &Caller,
     connector_id: Uuid,
     page: PageRequest,
-) -> Result<Paged<SyncRecord>> {
+) -> Result<Paged<SyncView>> {
     find(repo, caller, connector_id).await?;
-    let records = repo.list_sync_records(connector_id).await?;
+    let records = repo
+        .list_sync_records(caller.space_id, connector_id)
+        .await?;
     let total = records.len() as u64;
     Ok(Paged {
-        items: page.slice(records),
+        items: page
+            .slice(records)
+            .into_iter()
+            .map(SyncView::from)
+            .collect(),
         total,
         page,
     })
@@ -213,18 +222,17 @@ pub fn airflow_error(error: AirflowError) -> Error {
             detail,
             fields,
             ..
-        } => Error::Validation(if fields.is_empty() {
-            vec![FieldError::new(&["body"], detail, "value_error")]
-        } else {
-            fields
+        } => Error::UpstreamRejected {
+            detail,
+            fields: fields
                 .into_iter()
                 .map(|field| FieldError {
                     loc: field.loc,
                     msg: field.msg,
                     kind: field.kind,
                 })
-                .collect()
-        }),
+                .collect(),
+        },
         AirflowError::Status {
             status: status @ (429 | 503),
             detail,

@@ -27,11 +27,7 @@ pub async fn set_team(
     if let Some(team_id) = team_id
         && repo.get_team(caller.space_id, team_id).await?.is_none()
     {
-        return Err(Error::validation(
-            &["body", "team_id"],
-            "No team with this id exists in this space",
-            "value_error",
-        ));
+        return Err(Error::UnknownTeam);
     }
     repo.set_pipeline_governance(
         caller.space_id,

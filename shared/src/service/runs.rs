@@ -60,12 +60,14 @@ pub async fn list(
     // A started run's position is its start, so the start bounds narrow the key range;
     // the filter then drops runs positioned there without having started.
     let runs = repo
-        .list_runs(pipeline_id, filter.started_from, filter.started_to)
+        .list_runs(
+            caller.space_id,
+            pipeline_id,
+            filter.started_from,
+            filter.started_to,
+        )
         .await?;
-    let matching: Vec<Run> = runs
-        .into_iter()
-        .filter(|run| run.space_id == caller.space_id && filter.matches(run))
-        .collect();
+    let matching: Vec<Run> = runs.into_iter().filter(|run| filter.matches(run)).collect();
     let total = matching.len() as u64;
     let items = page
         .slice(matching)
@@ -88,7 +90,9 @@ async fn list_unfiltered(
     let size = u64::from(page.size);
     let (runs, total) = if offset == 0 {
         // The first page: no count needed when it is not full.
-        let runs = repo.runs_from_end(pipeline_id, page.size, true).await?;
+        let runs = repo
+            .runs_from_end(caller.space_id, pipeline_id, page.size, true)
+            .await?;
         let total = if runs.len() < page.size as usize {
             runs.len() as u64
         } else {
@@ -101,14 +105,19 @@ async fn list_unfiltered(
             Vec::new()
         } else if offset + size <= total - offset {
             let mut runs = repo
-                .runs_from_end(pipeline_id, clamp_u32(offset + size), true)
+                .runs_from_end(caller.space_id, pipeline_id, clamp_u32(offset + size), true)
                 .await?;
             runs.drain(..(offset as usize).min(runs.len()));
             runs
         } else {
             // Nearer the oldest end: read from there (positions counted from the end).
             let mut runs = repo
-                .runs_from_end(pipeline_id, clamp_u32(total - offset), false)
+                .runs_from_end(
+                    caller.space_id,
+                    pipeline_id,
+                    clamp_u32(total - offset),
+                    false,
+                )
                 .await?;
             runs.drain(..(total - offset).saturating_sub(size) as usize);
             runs.reverse();
@@ -116,17 +125,12 @@ async fn list_unfiltered(
         };
         (runs, total)
     };
-    // Runs carry their pipeline's space: they prove the pipeline is the caller's. Without
-    // runs, the pipeline itself must be found in the caller's space.
-    let not_found = || Error::NotFound("Pipeline not found");
-    match runs.first() {
-        Some(run) if run.space_id != caller.space_id => return Err(not_found()),
-        Some(_) => {}
-        None => {
-            repo.get_pipeline(caller.space_id, pipeline_id)
-                .await?
-                .ok_or_else(not_found)?;
-        }
+    // The repository reads only the caller's space's runs: any run proves the pipeline is the
+    // caller's. Without runs, the pipeline itself must be found in the caller's space.
+    if runs.is_empty() {
+        repo.get_pipeline(caller.space_id, pipeline_id)
+            .await?
+            .ok_or(Error::NotFound("Pipeline not found"))?;
     }
     let items = runs
         .into_iter()
@@ -138,9 +142,8 @@ async fn list_unfiltered(
 
 pub async fn get(repo: &Repository, caller: &Caller, run_id: Uuid) -> Result<RunDetailView> {
     let (run, mut task_runs) = repo
-        .get_run_with_task_runs(run_id)
+        .get_run_with_task_runs(caller.space_id, run_id)
         .await?
-        .filter(|(run, _)| run.space_id == caller.space_id)
         .ok_or(Error::NotFound("Run not found"))?;
     task_runs.sort_by(|a, b| {
         (&a.task_id, a.map_index, a.try_number).cmp(&(&b.task_id, b.map_index, b.try_number))

@@ -165,11 +165,7 @@ async fn replay(
     fingerprint: &str,
 ) -> Result<Value> {
     if earlier.request_hash != fingerprint {
-        return Err(Error::validation(
-            &["header", "idempotency-key"],
-            "This Idempotency-Key was used for a different request",
-            "value_error",
-        ));
+        return Err(Error::IdempotencyKeyReused);
     }
     let run_id = earlier.run_id.ok_or_else(|| {
         Error::Conflict("A request with this Idempotency-Key is still being processed".into())
@@ -178,9 +174,8 @@ async fn replay(
         return Ok(original.clone());
     }
     let run = repo
-        .get_run(run_id)
+        .get_run(caller.space_id, run_id)
         .await?
-        .filter(|run| run.space_id == caller.space_id)
         .map(RunView::from)
         .ok_or_else(|| Error::internal("idempotency record points at a missing run"))?;
     serde_json::to_value(run).map_err(Error::internal)

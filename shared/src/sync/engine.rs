@@ -260,7 +260,7 @@ impl<'a> Engine<'a> {
             }
         }
         let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
-        let stored = self.repo.runs_by_id(&ids).await?;
+        let stored = self.repo.runs_by_id(self.connector.space_id, &ids).await?;
         let mut changed: HashMap<Uuid, Vec<RunWithTasks>> = HashMap::new();
         for run in runs {
             let unchanged = stored.get(&run.id).map(|old| run.same_as(old));
@@ -340,7 +340,10 @@ impl<'a> Engine<'a> {
                 .iter()
                 .map(|(run, task, map)| (*run, task.as_str(), *map, 0)),
         );
-        let mut stored = self.repo.task_runs_by_key(&lookup).await?;
+        let mut stored = self
+            .repo
+            .task_runs_by_key(self.connector.space_id, &lookup)
+            .await?;
         let stored_try_zero: Vec<TaskRun> = stored
             .values()
             .filter(|t| {
@@ -373,7 +376,11 @@ impl<'a> Engine<'a> {
             .map(|t| (t.run_id, t.task_id.as_str(), t.map_index, t.try_number))
             .collect();
         if !read_back.is_empty() {
-            stored.extend(self.repo.task_runs_by_key(&read_back).await?);
+            stored.extend(
+                self.repo
+                    .task_runs_by_key(self.connector.space_id, &read_back)
+                    .await?,
+            );
         }
         tries.sort_by_key(|t| t.id);
         tries.dedup_by_key(|t| t.id);

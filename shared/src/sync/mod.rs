@@ -212,7 +212,12 @@ async fn close_interrupted(
     resumed_by: Uuid,
 ) -> Result<()> {
     let stale = repo
-        .get_sync_record(connector.id, pending.record_started_at, pending.sync_id)
+        .get_sync_record(
+            connector.space_id,
+            connector.id,
+            pending.record_started_at,
+            pending.sync_id,
+        )
         .await?;
     if let Some(mut stale) = stale.filter(|r| r.status == SyncStatus::Running) {
         stale.status = SyncStatus::Failed;

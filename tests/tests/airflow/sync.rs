@@ -122,14 +122,14 @@ impl Setup {
             for run in self
                 .app
                 .repo
-                .list_runs(pipeline_id, None, None)
+                .list_runs(self.connector.space_id, pipeline_id, None, None)
                 .await
                 .unwrap()
             {
                 let (_, task_runs) = self
                     .app
                     .repo
-                    .get_run_with_task_runs(run.id)
+                    .get_run_with_task_runs(self.connector.space_id, run.id)
                     .await
                     .unwrap()
                     .unwrap();
@@ -386,7 +386,12 @@ async fn a_crash_midway_is_resumed(backend: Backend) {
         "only the runs after the checkpoint were new"
     );
     assert!(resumed.warnings.iter().any(|w| w.contains("resumed")));
-    let records = s.app.repo.list_sync_records(s.connector.id).await.unwrap();
+    let records = s
+        .app
+        .repo
+        .list_sync_records(s.connector.space_id, s.connector.id)
+        .await
+        .unwrap();
     let crashed_record = records.iter().find(|r| r.id == pending.sync_id).unwrap();
     assert_eq!(crashed_record.status, SyncStatus::Failed);
     assert!(

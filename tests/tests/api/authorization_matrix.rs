@@ -426,13 +426,13 @@ impl World {
 
     /// Requests and runs in each space's Airflow, and each connector's sync records.
     async fn effects(&self) -> Effects {
-        let side = async |airflow: &FakeAirflow, connector: Uuid| AirflowSide {
+        let side = async |airflow: &FakeAirflow, space: Uuid, connector: Uuid| AirflowSide {
             requests: airflow.with(|s| s.requests),
             runs: airflow.with(|s| s.runs.len()),
             syncs: self
                 .app
                 .repo
-                .list_sync_records(connector)
+                .list_sync_records(space, connector)
                 .await
                 .unwrap()
                 .into_iter()
@@ -440,8 +440,13 @@ impl World {
                 .collect(),
         };
         Effects {
-            acme: side(&self.airflow, self.acme.connector).await,
-            globex: side(&self.globex_airflow, self.globex.connector).await,
+            acme: side(&self.airflow, self.app.space.id, self.acme.connector).await,
+            globex: side(
+                &self.globex_airflow,
+                self.app.other_space.id,
+                self.globex.connector,
+            )
+            .await,
         }
     }
 
@@ -706,7 +711,7 @@ async fn world(backend: Backend) -> World {
     let their_airflow_run = ids::run_id(theirs.id, "scheduled__globex_secret_airflow_run");
     let their_syncs = app
         .repo
-        .list_sync_records(globex_connector.id)
+        .list_sync_records(app.other_space.id, globex_connector.id)
         .await
         .unwrap();
     assert_eq!(their_syncs.len(), 1);

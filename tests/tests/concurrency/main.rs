@@ -214,7 +214,7 @@ async fn concurrent_if_match_edits_lose_no_update(backend: Backend) {
     // Both items of the comment (by id, and in its run's list) agree.
     let stored = app
         .repo
-        .get_comment(comment_id.parse().unwrap())
+        .get_comment(app.space.id, comment_id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -457,7 +457,11 @@ async fn concurrent_syncs_of_one_connector_run_exactly_once(backend: Backend) {
     assert_eq!(ran[0]["status"], "succeeded", "{}", ran[0]);
     assert_eq!(ran[0]["counts"]["runs"]["added"], 30);
     // Only the sync that ran left a record; Airflow saw one sync's requests.
-    let records = app.repo.list_sync_records(connector.id).await.unwrap();
+    let records = app
+        .repo
+        .list_sync_records(connector.space_id, connector.id)
+        .await
+        .unwrap();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
         airflow.with(|state| state.tokens_issued()),

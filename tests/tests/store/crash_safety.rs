@@ -214,7 +214,11 @@ async fn seed(data_dir: &Path) -> Fixture {
     all.sort();
     for (i, pipeline) in all.iter().enumerate() {
         pipelines[i % WRITERS].push(*pipeline);
-        for run in repo.list_runs(*pipeline, None, None).await.unwrap() {
+        for run in repo
+            .list_runs(space.id, *pipeline, None, None)
+            .await
+            .unwrap()
+        {
             runs.push(run.id);
         }
     }

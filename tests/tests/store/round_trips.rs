@@ -87,7 +87,10 @@ async fn measure(backend: Backend, pipelines: usize, runs_each: i64) -> Vec<u64>
     let p = &seeded[0];
     let (run, task_runs) = app
         .repo
-        .get_run_with_task_runs(shared::domain::ids::run_id(p.id, "scheduled__0"))
+        .get_run_with_task_runs(
+            p.space_id,
+            shared::domain::ids::run_id(p.id, "scheduled__0"),
+        )
         .await
         .unwrap()
         .unwrap();

@@ -1867,6 +1867,217 @@ async fn batch_write_repeated_keys_and_inverted_between(backend: Backend) {
     assert!(table.query(&inverted).await.unwrap().items.is_empty());
 }
 
+// ---------------------------------------------------------------------------------------------
+// Space isolation of the repository's reads: every read of a space's object takes the space,
+// and finds nothing for an object of another space (services never compare spaces).
+// ---------------------------------------------------------------------------------------------
+
+/// One of each space-owned object in space `a`; `b` is another space.
+struct SpaceObjects {
+    _table: TestTable,
+    repo: shared::repo::Repository,
+    a: uuid::Uuid,
+    b: uuid::Uuid,
+    pipeline: shared::domain::model::Pipeline,
+    run: shared::domain::model::Run,
+    task_run: shared::domain::model::TaskRun,
+    comment: shared::domain::model::Comment,
+    sync: shared::domain::sync::SyncRecord,
+}
+
+async fn space_objects(backend: Backend) -> SpaceObjects {
+    use chrono::{Duration, Utc};
+    use orchestration_tests::app::{new_connector, pipeline, run, task_run};
+    use shared::domain::model::{Comment, CommentTarget, RunStatus};
+    use shared::domain::sync::{SyncCounts, SyncRecord, SyncStatus, SyncTrigger};
+    use uuid::Uuid;
+
+    let t = TestTable::new(backend).await;
+    let repo = shared::repo::Repository::new(t.table.clone());
+    let (a, b, user) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let connector = new_connector(a, user, "A's Airflow");
+    repo.put_connector(&connector).await.unwrap();
+    let pipeline = pipeline(&connector, "etl");
+    repo.upsert_pipeline_metadata(&pipeline).await.unwrap();
+    let mut with_tasks = run(
+        &pipeline,
+        "scheduled__1",
+        Duration::hours(1),
+        RunStatus::Success,
+        Some(60),
+    );
+    let task_run = task_run(&with_tasks.run, "extract", 1, "success", Some(30));
+    with_tasks.task_runs.push(task_run.clone());
+    let run = with_tasks.run.clone();
+    repo.ingest_runs(&pipeline, vec![with_tasks], Utc::now())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let comment = Comment {
+        id: Uuid::new_v4(),
+        space_id: a,
+        target_type: CommentTarget::Run,
+        target_id: run.id,
+        run_id: run.id,
+        pipeline_id: pipeline.id,
+        author_id: user,
+        author_name: "Ada".into(),
+        content: "looks slow".into(),
+        created_at: now,
+        updated_at: now,
+        updated_by: user,
+        edited: false,
+        version: 1,
+    };
+    repo.create_comment(&comment).await.unwrap();
+    let sync = SyncRecord {
+        id: Uuid::new_v4(),
+        connector_id: connector.id,
+        space_id: a,
+        trigger: SyncTrigger::Manual,
+        triggered_by: Some(user),
+        started_at: now,
+        finished_at: Some(now),
+        status: SyncStatus::Succeeded,
+        counts: SyncCounts::default(),
+        warnings: Vec::new(),
+        error: None,
+        airflow_requests: 3,
+        pending: false,
+    };
+    repo.put_sync_record(&sync).await.unwrap();
+    SpaceObjects {
+        _table: t,
+        repo,
+        a,
+        b,
+        pipeline,
+        run,
+        task_run,
+        comment,
+        sync,
+    }
+}
+
+async fn get_run_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    assert_eq!(o.repo.get_run(o.b, o.run.id).await.unwrap(), None);
+    let own = o.repo.get_run(o.a, o.run.id).await.unwrap();
+    assert_eq!(own.map(|run| run.id), Some(o.run.id));
+}
+
+async fn get_run_with_task_runs_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    assert_eq!(
+        o.repo.get_run_with_task_runs(o.b, o.run.id).await.unwrap(),
+        None
+    );
+    let own = o.repo.get_run_with_task_runs(o.a, o.run.id).await.unwrap();
+    let ids = own.map(|(run, task_runs)| (run.id, task_runs.iter().map(|t| t.id).collect()));
+    assert_eq!(ids, Some((o.run.id, vec![o.task_run.id])));
+}
+
+async fn get_task_run_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    assert_eq!(o.repo.get_task_run(o.b, o.task_run.id).await.unwrap(), None);
+    let own = o.repo.get_task_run(o.a, o.task_run.id).await.unwrap();
+    assert_eq!(own.map(|t| t.id), Some(o.task_run.id));
+}
+
+async fn get_comment_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    assert_eq!(o.repo.get_comment(o.b, o.comment.id).await.unwrap(), None);
+    assert_eq!(
+        o.repo.get_comment(o.a, o.comment.id).await.unwrap(),
+        Some(o.comment)
+    );
+}
+
+async fn list_comments_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    assert!(
+        o.repo
+            .list_comments(o.b, o.run.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        o.repo.list_comments(o.a, o.run.id).await.unwrap(),
+        [o.comment]
+    );
+}
+
+async fn list_runs_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    let pipeline = o.pipeline.id;
+    let other = o.repo.list_runs(o.b, pipeline, None, None).await.unwrap();
+    assert!(other.is_empty());
+    let own = o.repo.list_runs(o.a, pipeline, None, None).await.unwrap();
+    assert_eq!(own.iter().map(|run| run.id).collect::<Vec<_>>(), [o.run.id]);
+}
+
+async fn runs_from_end_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    for newest_first in [true, false] {
+        let other = o.repo.runs_from_end(o.b, o.pipeline.id, 10, newest_first);
+        assert!(other.await.unwrap().is_empty());
+        let own = o.repo.runs_from_end(o.a, o.pipeline.id, 10, newest_first);
+        let ids: Vec<_> = own.await.unwrap().iter().map(|run| run.id).collect();
+        assert_eq!(ids, [o.run.id]);
+    }
+}
+
+async fn runs_by_id_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    assert!(
+        o.repo
+            .runs_by_id(o.b, &[o.run.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let own = o.repo.runs_by_id(o.a, &[o.run.id]).await.unwrap();
+    assert_eq!(own.get(&o.run.id).map(|run| run.id), Some(o.run.id));
+}
+
+async fn task_runs_by_key_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    let t = &o.task_run;
+    let tries = [(t.run_id, t.task_id.as_str(), t.map_index, t.try_number)];
+    assert!(
+        o.repo
+            .task_runs_by_key(o.b, &tries)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let own = o.repo.task_runs_by_key(o.a, &tries).await.unwrap();
+    assert_eq!(own.get(&t.id).map(|t| t.id), Some(t.id));
+}
+
+async fn get_sync_record_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    let s = &o.sync;
+    let read = |space| {
+        o.repo
+            .get_sync_record(space, s.connector_id, s.started_at, s.id)
+    };
+    assert_eq!(read(o.b).await.unwrap(), None);
+    assert_eq!(read(o.a).await.unwrap().as_ref(), Some(s));
+}
+
+async fn list_sync_records_is_space_scoped(backend: Backend) {
+    let o = space_objects(backend).await;
+    let connector = o.sync.connector_id;
+    let other = o.repo.list_sync_records(o.b, connector).await.unwrap();
+    assert!(other.is_empty());
+    assert_eq!(
+        o.repo.list_sync_records(o.a, connector).await.unwrap(),
+        [o.sync]
+    );
+}
+
 on_both_backends!(
     batch_write_repeated_keys_and_inverted_between,
     put_get_round_trips_nested_values,
@@ -1884,4 +2095,15 @@ on_both_backends!(
     transact_write_limits,
     invalid_keys_are_rejected,
     oversized_items_are_rejected,
+    get_run_is_space_scoped,
+    get_run_with_task_runs_is_space_scoped,
+    get_task_run_is_space_scoped,
+    get_comment_is_space_scoped,
+    list_comments_is_space_scoped,
+    list_runs_is_space_scoped,
+    runs_from_end_is_space_scoped,
+    runs_by_id_is_space_scoped,
+    task_runs_by_key_is_space_scoped,
+    get_sync_record_is_space_scoped,
+    list_sync_records_is_space_scoped,
 );
