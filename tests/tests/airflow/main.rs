@@ -5,6 +5,6 @@
 mod airflow_client;
 mod airflow_endpoints;
 mod airflow_integration;
+mod deadlines;
 mod sync;
 mod sync_convergence;
-mod deadlines;

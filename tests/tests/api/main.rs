@@ -2,14 +2,14 @@
 //!
 //! One test binary per area (linking each test file separately costs minutes on 2 cores).
 
-mod read_api;
-mod write_api;
-mod authorization_matrix;
 mod access_limits;
-mod query_limits;
-mod runs_paging;
+mod admin;
+mod authorization_matrix;
 mod compression;
+mod exposure;
 mod local_server_limits;
 mod openapi;
-mod exposure;
-mod admin;
+mod query_limits;
+mod read_api;
+mod runs_paging;
+mod write_api;

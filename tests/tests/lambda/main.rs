@@ -2,8 +2,8 @@
 //!
 //! One test binary per area (linking each test file separately costs minutes on 2 cores).
 
+mod iam_policies;
 mod lambda_events;
 mod lambda_runtime_init;
 mod lambda_runtime_loop;
-mod iam_policies;
 mod template_routes;

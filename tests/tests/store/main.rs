@@ -2,8 +2,8 @@
 //!
 //! One test binary per area (linking each test file separately costs minutes on 2 cores).
 
-mod table_conformance;
-mod round_trips;
 mod crash_safety;
 mod listing_cache;
+mod round_trips;
 mod summary_series;
+mod table_conformance;
