@@ -778,7 +778,7 @@ async fn rest_api_v1_event_behind_a_named_stage() {
     // With it, in a process of its own.
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
-            "rest_api_v1_event_behind_a_named_stage",
+            "lambda_events::rest_api_v1_event_behind_a_named_stage",
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -682,7 +682,7 @@ async fn sigkill_under_write_load_leaves_a_consistent_store() {
     let mut runs_checked = 0;
     for round in 0..ROUNDS {
         let context = format!("round {round}");
-        let server = ServerProcess::start(&data_dir, "server_child", &log).await;
+        let server = ServerProcess::start(&data_dir, "crash_safety::server_child", &log).await;
         if round > 0 {
             // No writer runs now: the ledger is taken out of its lock while it is checked.
             let known = std::mem::take(&mut *ledger.lock().unwrap());
@@ -764,7 +764,7 @@ async fn sigkill_under_write_load_leaves_a_consistent_store() {
         );
     }
     // The server still serves, and accepts writes, after the last kill.
-    let server = ServerProcess::start(&data_dir, "server_child", &log).await;
+    let server = ServerProcess::start(&data_dir, "crash_safety::server_child", &log).await;
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     check_served(&server.base, &fixture, &ledger, "after the last round").await;
     let client = reqwest::Client::new();
