@@ -78,7 +78,7 @@ pub enum AdminCommand {
         budget_seconds: u64,
     },
     /// Generate a benchmark space: N pipelines with days of runs and task runs (scripts/bench).
-    Generate(crate::generate::GenerateArgs),
+    Generate(crate::history::generate::GenerateArgs),
     /// Create (idempotently) the space, user, key, team, connector, pipeline, run, task runs
     /// and comment with the ids of the `events/` fixtures (local emulation and tests only).
     LoadFixtures(fixtures::LoadFixturesArgs),
@@ -249,7 +249,7 @@ pub async fn run(
             crate::sync::run(repo, space, connector, budget).await?;
             Value::Null
         }
-        AdminCommand::Generate(args) => crate::generate::run(repo, args).await?,
+        AdminCommand::Generate(args) => crate::history::generate::run(repo, args).await?,
         AdminCommand::LoadFixtures(args) => fixtures::run(repo, dynamo, args).await?,
         AdminCommand::CreateConnector(args) => {
             if args.password_stored.is_some() && dynamo.is_some() {

@@ -2,7 +2,7 @@
 //! serves its own group, plus the admin operations behind the `orchestration` command.
 
 pub mod admin;
-pub mod generate;
+pub mod history;
 pub mod server;
 pub mod sync;
 

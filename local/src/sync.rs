@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use scheduled_sync_function::{Settings, due_connectors};
 use shared::domain::model::Connector;
 use shared::domain::sync::SyncTrigger;
 use shared::repo::Repository;
 use shared::secrets::SecretResolver;
 use shared::service::connectors::client_for;
+use shared::sync::due::{Settings, due_connectors};
 use shared::sync::{Progress, SyncOptions, sync_connector};
 use uuid::Uuid;
 

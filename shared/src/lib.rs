@@ -11,7 +11,6 @@ pub mod api;
 pub mod auth;
 pub mod aws;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -13,6 +13,7 @@
 //! conformance suite (`tests/tests/store/table_conformance.rs`).
 
 pub mod condition;
+#[cfg(any(test, feature = "test-support"))]
 pub mod counting;
 pub mod dynamo;
 pub mod embedded;

@@ -15,6 +15,7 @@
 //! watermark moves to its start minus an overlap window (clock skew and in-flight updates).
 //! Platform-owned fields (team, criticality, watches, comments) are never written.
 
+pub mod due;
 mod engine;
 pub mod mapping;
 

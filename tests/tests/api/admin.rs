@@ -182,11 +182,11 @@ async fn the_demo_loads_on_moto_within_a_minute() {
     let table = orchestration_tests::dynamo_table().await;
     let repo = Repository::new(std::sync::Arc::new(table));
     let started = std::time::Instant::now();
-    let outcome = shared::demo::load(
+    let outcome = local::history::demo::load(
         &repo,
         None,
         chrono::Utc::now(),
-        shared::demo::DEMO_DAYS_ON_DYNAMODB,
+        local::history::demo::DEMO_DAYS_ON_DYNAMODB,
     )
     .await
     .unwrap();

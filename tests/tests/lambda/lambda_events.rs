@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::cloudwatch_events::CloudWatchEvent;
 use base64::Engine;
@@ -775,14 +775,10 @@ async fn rest_api_v1_event_behind_a_named_stage() {
         (404, &json!({"detail": "Not Found"}))
     );
 
-    // With it, in a process of its own (this test by its full name in the test binary).
-    let module = module_path!()
-        .split_once("::")
-        .map_or("", |(_, module)| module);
-    let test_name = format!("{module}::rest_api_v1_event_behind_a_named_stage");
+    // With it, in a process of its own.
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
-            test_name.as_str(),
+            "lambda_events::rest_api_v1_event_behind_a_named_stage",
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -810,16 +806,22 @@ async fn scheduled_event_syncs_the_due_connectors() {
     assert_eq!(event.source.as_deref(), Some("aws.events"));
     assert_eq!(event.detail_type.as_deref(), Some("Scheduled Event"));
     assert_eq!(event.resources.len(), 1);
-    let _: LambdaEvent<Value> =
-        LambdaEvent::new(serde_json::from_str(&text).unwrap(), Context::default());
+    // The runtime's deadline: a minute from now, in epoch milliseconds.
+    let event = || {
+        let mut context = Context::default();
+        context.deadline = (SystemTime::now() + Duration::from_secs(60))
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        LambdaEvent::<Value>::new(serde_json::from_str(&text).unwrap(), context)
+    };
 
     let app = TestApp::spawn(Backend::Embedded).await;
     let (_airflow, connector) = app.with_fake_airflow().await;
     let secrets = SecretResolver::new();
-    let settings = scheduled_sync_function::Settings::default();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let settings = shared::sync::due::Settings::default();
 
-    let summary = scheduled_sync_function::run(&app.repo, &secrets, &settings, deadline)
+    let summary = scheduled_sync_function::handle(&app.repo, &secrets, &settings, event())
         .await
         .unwrap();
     let outcome = summary
@@ -839,7 +841,7 @@ async fn scheduled_event_syncs_the_due_connectors() {
     assert!(returned["outcomes"].is_array());
 
     // Synced a moment ago: not due at the next schedule.
-    let next = scheduled_sync_function::run(&app.repo, &secrets, &settings, deadline)
+    let next = scheduled_sync_function::handle(&app.repo, &secrets, &settings, event())
         .await
         .unwrap();
     assert!(

@@ -154,8 +154,8 @@ impl Run {
             String::from_utf8_lossy(&body)
         );
         let lambda: Value = serde_json::from_slice(&body).expect("the summary is JSON");
-        let settings = scheduled_sync_function::Settings::default();
-        let local = scheduled_sync_function::run(
+        let settings = shared::sync::due::Settings::default();
+        let local = shared::sync::due::run(
             &self.local_repo,
             &SecretResolver::new(),
             &settings,

@@ -1,7 +1,9 @@
 //! `orchestration admin generate`: a benchmark space of N pipelines with up to 90 days of runs
 //! and task runs (`scripts/bench`).
 //!
-//! Everything is written through the repository write path the Airflow sync and the demo use
+//! The DAGs and their schedules are chosen here; the runs are built by the history generator
+//! ([`super`]) the demo uses too. Everything is written through the repository write path the
+//! Airflow sync uses
 //! (`upsert_pipeline_metadata`, `set_pipeline_governance`, `ingest_runs`), so the items are
 //! exactly what a sync of the same DAGs would store. The mix is meant to look like a real
 //! deployment: most DAGs daily, some hourly, six-hourly, weekly or manual-only; failures at
@@ -15,21 +17,24 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
-use shared::demo::{self, MirroredRun};
-use shared::domain::ids;
 use shared::domain::model::{
     AirflowApiVersion, Connector, ConnectorAuth, Criticality, Pipeline, Provider, Role, SecretRef,
-    TaskRun, Team,
+    Team,
 };
 use shared::repo::{Repository, RunWithTasks};
 use tokio::task::JoinSet;
 use uuid::Uuid;
+
+use super::{
+    Dag, EXTRACT_LOAD, INGEST, ML, REPORT, Slot, Task, Unstarted, WAREHOUSE, history_start,
+    manual_slot, scheduled_slots, template_tasks,
+};
 
 /// The longest history the API summarises (and keeps in a pipeline's run series).
 const MAX_DAYS: i64 = 90;
@@ -100,28 +105,9 @@ impl Cadence {
 }
 
 #[derive(Debug, Clone)]
-struct Task {
-    id: String,
-    operator: &'static str,
-    seconds: i64,
-}
-
-#[derive(Debug, Clone)]
 struct Spec {
-    dag_id: String,
-    description: String,
-    owners: Vec<String>,
-    tags: Vec<String>,
+    dag: Dag,
     cadence: Cadence,
-    schedule: Option<String>,
-    tasks: Vec<Task>,
-    failure_rate: f64,
-    slow_rate: f64,
-    /// The last runs fail (a pipeline that is broken right now).
-    failing_now: bool,
-    paused: bool,
-    /// Removed from Airflow a week ago: no runs since.
-    active: bool,
     never_ran: bool,
 }
 
@@ -186,37 +172,7 @@ const TAGS: &[&str] = &[
     "legacy",
     "experimental",
 ];
-const TEMPLATES: &[&[(&str, &str, i64)]] = &[
-    &[
-        ("list_files", "S3ListOperator", 10),
-        ("copy_files", "PythonOperator", 150),
-        ("validate", "PythonOperator", 40),
-        ("done", "EmptyOperator", 1),
-    ],
-    &[
-        ("extract", "PythonOperator", 120),
-        ("transform", "PythonOperator", 300),
-        ("load", "SQLExecuteQueryOperator", 90),
-    ],
-    &[
-        ("wait_for_sources", "ExternalTaskSensor", 60),
-        ("stage", "SQLExecuteQueryOperator", 240),
-        ("build_models", "BashOperator", 900),
-        ("test_models", "BashOperator", 180),
-        ("publish", "PythonOperator", 30),
-    ],
-    &[
-        ("query", "SQLExecuteQueryOperator", 200),
-        ("render", "PythonOperator", 60),
-        ("send", "EmailOperator", 5),
-    ],
-    &[
-        ("prepare_features", "PythonOperator", 600),
-        ("train", "KubernetesPodOperator", 2400),
-        ("evaluate", "PythonOperator", 300),
-        ("register_model", "PythonOperator", 30),
-    ],
-];
+const TEMPLATES: &[&[(&str, &str, i64)]] = &[INGEST, EXTRACT_LOAD, WAREHOUSE, REPORT, ML];
 
 /// The DAG of pipeline `index`. The last one is the wide DAG (50 tasks, daily).
 fn spec(index: usize, count: usize, rng: &mut StdRng) -> Spec {
@@ -261,14 +217,7 @@ fn spec(index: usize, count: usize, rng: &mut StdRng) -> Spec {
         } else {
             TEMPLATES[rng.random_range(0..TEMPLATES.len())]
         };
-        template
-            .iter()
-            .map(|(id, operator, seconds)| Task {
-                id: (*id).to_string(),
-                operator,
-                seconds: *seconds,
-            })
-            .collect()
+        template_tasks(template)
     };
     let dag_id = if wide {
         format!("partitioned_backfill_{index:04}")
@@ -276,23 +225,34 @@ fn spec(index: usize, count: usize, rng: &mut StdRng) -> Spec {
         format!("{domain}_{activity}_{index:04}")
     };
     let roll = rng.random_range(0..1000);
+    // The draws in this order: the schedule, the failure rate, the slow rate.
+    let schedule = cadence.schedule(rng);
+    let failure_rate = match rng.random_range(0..100) {
+        0..70 => rng.random_range(0.0..0.03),
+        70..95 => rng.random_range(0.03..0.10),
+        _ => rng.random_range(0.10..0.30),
+    };
+    let slow_rate = rng.random_range(0.01..0.06);
     Spec {
-        description: description.replace("{d}", &domain.replace('_', " ")),
-        dag_id,
-        owners,
-        tags,
-        schedule: cadence.schedule(rng),
-        cadence,
-        tasks,
-        failure_rate: match rng.random_range(0..100) {
-            0..70 => rng.random_range(0.0..0.03),
-            70..95 => rng.random_range(0.03..0.10),
-            _ => rng.random_range(0.10..0.30),
+        dag: Dag {
+            description: description.replace("{d}", &domain.replace('_', " ")),
+            dag_id,
+            owners,
+            tags,
+            every_minutes: cadence.minutes(),
+            schedule,
+            tasks,
+            failure_rate,
+            slow_rate,
+            // One task in a hundred needs a second try; never in the wide DAG, whose runs
+            // have exactly one try per task, and whose partitions run eight at a time.
+            retry_rate: if wide { 0.0 } else { 0.01 },
+            parallel: if wide { 8 } else { 1 },
+            failing_now: !wide && (20..35).contains(&roll),
+            paused: !wide && (35..55).contains(&roll),
+            active: wide || !(55..65).contains(&roll),
         },
-        slow_rate: rng.random_range(0.01..0.06),
-        failing_now: !wide && (20..35).contains(&roll),
-        paused: !wide && (35..55).contains(&roll),
-        active: wide || !(55..65).contains(&roll),
+        cadence,
         never_ran: !wide && (65..70).contains(&roll),
     }
 }
@@ -566,7 +526,7 @@ async fn write_pipeline(
         runs: runs.len(),
         task_runs: runs.iter().map(|r| r.task_runs.len()).sum(),
         latest_finished,
-        wide_task_runs: if spec.tasks.len() == WIDE_TASKS {
+        wide_task_runs: if spec.dag.tasks.len() == WIDE_TASKS {
             WIDE_TASKS
         } else {
             0
@@ -578,50 +538,26 @@ async fn write_pipeline(
 }
 
 fn pipeline_of(spec: &Spec, context: &GenContext) -> Pipeline {
+    let dag = &spec.dag;
     // The fields a sync would take from Airflow's DAG object (see `sync::mapping`).
-    Pipeline {
-        id: ids::pipeline_id(context.connector_id, &spec.dag_id),
-        space_id: context.space_id,
-        connector_id: context.connector_id,
-        provider: Provider::Airflow,
-        dag_id: spec.dag_id.clone(),
-        name: spec.dag_id.clone(),
-        description: Some(spec.description.clone()),
-        owners: spec.owners.clone(),
-        tags: spec.tags.clone(),
-        schedule: spec.schedule.clone(),
-        is_paused: spec.paused,
-        is_active: spec.active,
-        provider_metadata: json!({
-            "dag_id": spec.dag_id,
-            "dag_display_name": spec.dag_id,
-            "description": spec.description,
-            "is_paused": spec.paused,
-            "is_stale": !spec.active,
-            "fileloc": "/opt/airflow/dags/generated.py",
-            "relative_fileloc": "generated.py",
-            "timetable_summary": spec.schedule,
-            "timetable_description": spec.schedule,
-            "max_active_runs": 16,
-            "max_active_tasks": 16,
-            "max_consecutive_failed_dag_runs": 0,
-            "has_task_concurrency_limits": false,
-            "has_import_errors": false,
-            "bundle_name": "dags-folder",
-            "bundle_version": null,
-            "owners": spec.owners,
-            "tags": spec.tags.iter().map(|t| json!({"name": t, "dag_id": spec.dag_id})).collect::<Vec<_>>(),
-            "file_token": "generated",
-        }),
-        synced_at: context.now,
-        team_id: None,
-        criticality: None,
-        governance_updated_by: None,
-        governance_updated_at: None,
-        latest_run: None,
-        last_success: None,
-        last_failure: None,
-    }
+    let metadata = json!({
+        "description": dag.description,
+        "fileloc": "/opt/airflow/dags/generated.py",
+        "relative_fileloc": "generated.py",
+        "timetable_description": dag.schedule,
+        "max_consecutive_failed_dag_runs": 0,
+        "has_task_concurrency_limits": false,
+        "bundle_version": null,
+        "file_token": "generated",
+    });
+    super::pipeline(
+        dag,
+        dag.dag_id.clone(),
+        context.space_id,
+        context.connector_id,
+        metadata,
+        context.now,
+    )
 }
 
 fn runs_of(
@@ -630,27 +566,21 @@ fn runs_of(
     context: &GenContext,
     rng: &mut StdRng,
 ) -> Vec<RunWithTasks> {
-    let now = context.now;
-    let grid = Duration::minutes(spec.cadence.minutes().unwrap_or(60).min(1440));
-    let start = (now - Duration::days(context.days))
-        .duration_trunc(grid)
-        .unwrap_or(now);
+    let (dag, now) = (&spec.dag, context.now);
+    let start = history_start(now, context.days, dag.every_minutes);
     // A removed DAG stopped a week ago; a paused one three weeks ago.
-    let end = if !spec.active {
+    let end = if !dag.active {
         now - Duration::days(7)
-    } else if spec.paused {
+    } else if dag.paused {
         now - Duration::days(21)
     } else {
         now
     };
-    let mut slots: Vec<(DateTime<Utc>, &str)> = Vec::new();
-    if let Some(every) = spec.cadence.minutes() {
+    let mut slots: Vec<Slot> = Vec::new();
+    if let Some(every) = dag.every_minutes {
         // Spread the start minute like the cron schedules do.
-        let mut at = start + Duration::minutes(rng.random_range(0..every.min(60)));
-        while at + Duration::minutes(every) <= end {
-            slots.push((at, "scheduled"));
-            at += Duration::minutes(every);
-        }
+        let first = start + Duration::minutes(rng.random_range(0..every.min(60)));
+        scheduled_slots(&mut slots, first, every, end);
     }
     if end > start && spec.cadence != Cadence::Hourly {
         let manual = if spec.cadence == Cadence::Manual {
@@ -659,196 +589,38 @@ fn runs_of(
             rng.random_range(0..=3)
         };
         for _ in 0..manual {
-            let at =
-                start + Duration::minutes(rng.random_range(0..(end - start).num_minutes().max(1)));
-            slots.push((at, "manual"));
+            slots.push(manual_slot(start, end, rng));
         }
     }
     slots.sort();
     // Two manual runs in the same minute would share a run id.
     slots.dedup_by_key(|slot| slot.0);
-    let count = slots.len();
-    slots
-        .into_iter()
-        .enumerate()
-        .map(|(position, (logical, run_type))| {
-            let from_end = count - position;
-            let failed = (spec.failing_now && from_end <= 3) || rng.random_bool(spec.failure_rate);
-            let slow = rng.random_bool(spec.slow_rate);
-            build_run(spec, pipeline, logical, run_type, failed, slow, now, rng)
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build_run(
-    spec: &Spec,
-    pipeline: &Pipeline,
-    logical: DateTime<Utc>,
-    run_type: &str,
-    outcome_failed: bool,
-    slow: bool,
-    now: DateTime<Utc>,
-    rng: &mut StdRng,
-) -> RunWithTasks {
-    let interval = Duration::minutes(spec.cadence.minutes().unwrap_or(60));
-    // Scheduled runs start once their data interval has ended; manual runs right away.
-    let queued = if run_type == "scheduled" {
-        logical + interval
-    } else {
-        logical
-    } + Duration::seconds(rng.random_range(1..20));
-    let started = queued + Duration::seconds(rng.random_range(1..15));
-    let dag_run_id = format!("{run_type}__{}", logical.format("%Y-%m-%dT%H:%M:%S+00:00"));
-    let run_id = ids::run_id(pipeline.id, &dag_run_id);
-    let factor = if slow {
-        rng.random_range(2.5..4.0)
-    } else {
-        1.0
-    };
-    let failing_task = outcome_failed.then(|| rng.random_range(0..spec.tasks.len()));
-    let wide = spec.tasks.len() == WIDE_TASKS;
-
-    let mut task_runs = Vec::new();
-    let mut cursor = started;
-    let mut still_running = false;
-    let mut failed = false;
-    for (position, task) in spec.tasks.iter().enumerate() {
-        if failed {
-            task_runs.push(task_run(
-                pipeline,
-                run_id,
-                task,
-                "upstream_failed",
-                1,
-                None,
-                None,
-            ));
-            continue;
-        }
-        // The failing task is retried once; one task in a hundred needs a second try too
-        // (never in the wide DAG, whose runs have exactly one try per task).
-        let tries = if failing_task == Some(position) || (!wide && rng.random_bool(0.01)) {
-            2
-        } else {
-            1
-        };
-        for try_number in 1..=tries {
-            let seconds = (task.seconds as f64 * factor * rng.random_range(0.85..1.15)).max(1.0);
-            let begin = cursor + Duration::seconds(rng.random_range(1..5));
-            let finish = begin + Duration::milliseconds((seconds * 1000.0) as i64);
-            if finish > now {
-                task_runs.push(task_run(
-                    pipeline,
-                    run_id,
-                    task,
-                    "running",
-                    try_number,
-                    Some(begin),
-                    None,
-                ));
-                still_running = true;
-                break;
-            }
-            let last_try = try_number == tries;
-            let status = match (failing_task == Some(position), last_try) {
-                (true, true) => "failed",
-                (_, false) => "up_for_retry",
-                (false, true) => "success",
-            };
-            task_runs.push(task_run(
-                pipeline,
-                run_id,
-                task,
-                status,
-                try_number,
-                Some(begin),
-                Some(finish),
-            ));
-            // The wide DAG's partitions run in parallel, eight at a time.
-            if !wide || position % 8 == 7 {
-                cursor = finish
-                    + if last_try {
-                        Duration::zero()
-                    } else {
-                        Duration::seconds(60)
-                    };
-            }
-        }
-        if still_running {
-            // Tasks after the running one have not started yet.
-            for later in &spec.tasks[position + 1..] {
-                task_runs.push(task_run(
-                    pipeline,
-                    run_id,
-                    later,
-                    "scheduled",
-                    0,
-                    None,
-                    None,
-                ));
-            }
-            break;
-        }
-        if failing_task == Some(position) {
-            failed = true;
-        }
-    }
-    let finished_at = task_runs
-        .iter()
-        .filter_map(|t| t.ended_at)
-        .max()
-        .unwrap_or(cursor)
-        + Duration::seconds(1);
-    let (status, ended) = demo::run_outcome(still_running, failed, finished_at);
-    let run = demo::mirrored_run(
-        pipeline,
-        MirroredRun {
-            run_id,
-            dag_run_id,
-            run_type,
-            logical,
-            interval,
-            queued,
-            started,
-            status,
-            ended_at: ended,
-        },
-        now,
-    );
-    RunWithTasks { run, task_runs }
-}
-
-fn task_run(
-    pipeline: &Pipeline,
-    run_id: Uuid,
-    task: &Task,
-    status: &str,
-    try_number: u32,
-    started_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-) -> TaskRun {
-    demo::task_run(
-        pipeline,
-        run_id,
-        &task.id,
-        task.operator,
-        status,
-        try_number,
-        started_at,
-        ended_at,
-    )
+    super::runs(dag, pipeline, slots, Unstarted::Listed, now, rng)
 }
 
 fn export_dag(spec: &Spec) -> Value {
+    let Dag {
+        dag_id,
+        description,
+        owners,
+        tags,
+        schedule,
+        paused,
+        tasks,
+        ..
+    } = &spec.dag;
+    let tasks: Vec<Value> = tasks
+        .iter()
+        .map(|t| json!({"task_id": t.id, "operator": t.operator}))
+        .collect();
     json!({
-        "dag_id": spec.dag_id,
-        "description": spec.description,
-        "owners": spec.owners,
-        "tags": spec.tags,
-        "schedule": spec.schedule,
-        "is_paused": spec.paused,
-        "tasks": spec.tasks.iter().map(|t| json!({"task_id": t.id, "operator": t.operator})).collect::<Vec<_>>(),
+        "dag_id": dag_id,
+        "description": description,
+        "owners": owners,
+        "tags": tags,
+        "schedule": schedule,
+        "is_paused": paused,
+        "tasks": tasks,
     })
 }
 
@@ -875,4 +647,51 @@ fn export_run(run: &RunWithTasks) -> Value {
             "end_date": t.ended_at,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runs of `count` generated DAGs, as `run` builds them for `seed`.
+    fn history(count: usize, days: i64, seed: u64, now: DateTime<Utc>) -> Vec<RunWithTasks> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let specs: Vec<Spec> = (0..count).map(|i| spec(i, count, &mut rng)).collect();
+        let context = GenContext {
+            space_id: Uuid::from_u128(1),
+            connector_id: Uuid::from_u128(2),
+            admin_id: Uuid::from_u128(3),
+            team_ids: vec![Uuid::from_u128(4)],
+            days,
+            now,
+            export_runs: None,
+        };
+        specs
+            .iter()
+            .enumerate()
+            .filter(|(_, spec)| !spec.never_ran)
+            .flat_map(|(index, spec)| {
+                let seed = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut rng = StdRng::seed_from_u64(seed);
+                runs_of(spec, &pipeline_of(spec, &context), &context, &mut rng)
+            })
+            .collect()
+    }
+
+    /// Same seed, same history; the counts are the ones of the generator before the demo's
+    /// and this one's run construction were merged.
+    #[test]
+    fn the_generated_history_is_deterministic() {
+        let now: DateTime<Utc> = "2026-11-28T12:34:56.789Z".parse().unwrap();
+        let first = history(120, 10, 20261128, now);
+        let again = history(120, 10, 20261128, now);
+        let runs = |h: &[RunWithTasks]| h.iter().map(|r| r.run.clone()).collect::<Vec<_>>();
+        assert!(runs(&first) == runs(&again));
+        let task_runs = first.iter().map(|r| r.task_runs.len()).sum::<usize>();
+        assert_eq!((first.len(), task_runs), (3090, 12663));
+        // The wide DAG (the last) has 50 task runs per finished run, one try each.
+        let wide = first.last().unwrap();
+        assert!(wide.run.dag_id.starts_with("partitioned_backfill_"));
+        assert_eq!(wide.task_runs.len(), WIDE_TASKS);
+    }
 }

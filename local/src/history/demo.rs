@@ -4,21 +4,24 @@
 //! and task runs up to the moment of loading: hourly, six-hourly, daily and weekly schedules,
 //! a few manual runs, retries, a pipeline that is failing right now, slow runs, a paused DAG,
 //! a DAG removed from Airflow, and one that never ran. Everything is written through the same
-//! repository write path the Airflow sync uses.
+//! repository write path the Airflow sync uses ([`super`]: the history generator).
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use shared::domain::model::{
+    AirflowApiVersion, Connector, ConnectorAuth, Criticality, Pipeline, Provider, Role, SecretRef,
+    Team,
+};
+use shared::error::{Error, Result};
+use shared::repo::{Repository, RunWithTasks};
 use uuid::Uuid;
 
-use crate::domain::ids;
-use crate::domain::model::{
-    AirflowApiVersion, Connector, ConnectorAuth, Pipeline, Provider, Role, Run, RunStatus,
-    SecretRef, TaskRun, Team,
+use super::{
+    Dag, EXTRACT_LOAD, INGEST, ML, REPORT, Slot, Unstarted, WAREHOUSE, history_start, manual_slot,
+    scheduled_slots, template_tasks,
 };
-use crate::error::{Error, Result};
-use crate::repo::{Repository, RunWithTasks};
 
 pub const DEMO_SLUG: &str = "demo";
 pub const DEMO_DAYS: i64 = 30;
@@ -31,6 +34,9 @@ pub const DEMO_DAYS_ON_DYNAMODB: i64 = 3;
 pub const MAX_DEMO_DAYS: i64 = 90;
 /// Environment variable that fixes the demo key (any string of 20+ visible characters).
 pub const DEMO_KEY_ENV: &str = "ORCHESTRATION_DEMO_API_KEY";
+
+/// Seed of the demo's random mix: the same history (relative to the moment of loading) every time.
+const SEED: u64 = 20261128;
 
 /// Fixed ids, so loading twice finds the same objects.
 fn demo_id(name: &str) -> Uuid {
@@ -66,80 +72,45 @@ pub struct DemoOutcome {
     pub connectors: Vec<(String, Uuid, String)>,
 }
 
-/// How one demo DAG behaves.
+/// How one demo DAG behaves, and which of the two connectors it belongs to.
 struct DagSpec {
-    dag_id: &'static str,
-    description: &'static str,
-    owners: &'static [&'static str],
-    tags: &'static [&'static str],
-    /// Minutes between scheduled runs; `None` = manual only.
-    every_minutes: Option<i64>,
-    schedule: Option<&'static str>,
-    tasks: &'static [(&'static str, &'static str, i64)],
-    failure_rate: f64,
-    slow_rate: f64,
+    dag: Dag,
     connector: usize,
-    paused: bool,
-    active: bool,
 }
 
 // One row of the demo table below; positional on purpose so each DAG fits on a line.
 #[allow(clippy::too_many_arguments)]
-const fn dag(
-    dag_id: &'static str,
-    description: &'static str,
-    owners: &'static [&'static str],
-    tags: &'static [&'static str],
+fn dag(
+    dag_id: &str,
+    description: &str,
+    owners: &[&str],
+    tags: &[&str],
     every_minutes: Option<i64>,
-    schedule: Option<&'static str>,
-    tasks: &'static [(&'static str, &'static str, i64)],
+    schedule: Option<&str>,
+    template: &[(&str, &'static str, i64)],
     failure_rate: f64,
 ) -> DagSpec {
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
     DagSpec {
-        dag_id,
-        description,
-        owners,
-        tags,
-        every_minutes,
-        schedule,
-        tasks,
-        failure_rate,
-        slow_rate: 0.04,
+        dag: Dag {
+            dag_id: dag_id.to_string(),
+            description: description.to_string(),
+            owners: strings(owners),
+            tags: strings(tags),
+            every_minutes,
+            schedule: schedule.map(str::to_string),
+            tasks: template_tasks(template),
+            failure_rate,
+            slow_rate: 0.04,
+            retry_rate: 0.03,
+            parallel: 1,
+            failing_now: false,
+            paused: false,
+            active: true,
+        },
         connector: 0,
-        paused: false,
-        active: true,
     }
 }
-
-const EXTRACT_LOAD: &[(&str, &str, i64)] = &[
-    ("extract", "PythonOperator", 120),
-    ("transform", "PythonOperator", 300),
-    ("load", "SQLExecuteQueryOperator", 90),
-];
-const WAREHOUSE: &[(&str, &str, i64)] = &[
-    ("wait_for_sources", "ExternalTaskSensor", 60),
-    ("stage", "SQLExecuteQueryOperator", 240),
-    ("build_models", "BashOperator", 900),
-    ("test_models", "BashOperator", 180),
-    ("publish", "PythonOperator", 30),
-];
-const REPORT: &[(&str, &str, i64)] = &[
-    ("query", "SQLExecuteQueryOperator", 200),
-    ("render", "PythonOperator", 60),
-    ("send", "EmailOperator", 5),
-];
-const INGEST: &[(&str, &str, i64)] = &[
-    ("list_files", "S3ListOperator", 10),
-    ("copy_files", "PythonOperator", 150),
-    ("validate", "PythonOperator", 40),
-    ("done", "EmptyOperator", 1),
-];
-const ML: &[(&str, &str, i64)] = &[
-    ("prepare_features", "PythonOperator", 600),
-    ("train", "KubernetesPodOperator", 2400),
-    ("evaluate", "PythonOperator", 300),
-    ("register_model", "PythonOperator", 30),
-];
 
 fn specs() -> Vec<DagSpec> {
     let mut specs = vec![
@@ -397,19 +368,17 @@ fn specs() -> Vec<DagSpec> {
     for spec in specs.iter_mut().skip(20) {
         spec.connector = 1;
     }
-    let find = |specs: &mut Vec<DagSpec>, id: &str| {
-        specs
-            .iter()
-            .position(|s| s.dag_id == id)
-            .expect("demo dag exists")
-    };
-    let slow = find(&mut specs, "warehouse_daily_build");
-    specs[slow].slow_rate = 0.2;
-    let gone = find(&mut specs, "legacy_inventory_reconcile");
-    specs[gone].active = false;
+    fn find<'a>(specs: &'a mut [DagSpec], id: &str) -> &'a mut Dag {
+        let spec = specs.iter_mut().find(|s| s.dag.dag_id == id);
+        &mut spec.expect("demo dag exists").dag
+    }
+    find(&mut specs, "warehouse_daily_build").slow_rate = 0.2;
+    find(&mut specs, "legacy_inventory_reconcile").active = false;
     let new = find(&mut specs, "experimental_recommendations");
-    specs[new].paused = true;
-    specs[new].every_minutes = None;
+    new.paused = true;
+    new.every_minutes = None;
+    // The data quality DAG is failing right now: its last three runs failed.
+    find(&mut specs, "data_quality_checks").failing_now = true;
     specs
 }
 
@@ -529,7 +498,7 @@ async fn write_data(
         repo.put_connector(connector).await?;
     }
 
-    let mut rng = StdRng::seed_from_u64(20261128);
+    let mut rng = StdRng::seed_from_u64(SEED);
     for (index, spec) in specs().iter().enumerate() {
         let connector = &connectors[spec.connector];
         let mut pipeline = pipeline_of(spec, space_id, connector.id, now);
@@ -537,7 +506,7 @@ async fn write_data(
         // A few pipelines start out governed, as they would in a real space.
         if index % 3 == 0 {
             let team = teams[index % teams.len()].id;
-            let criticality = crate::domain::model::Criticality::ALL[index % 4];
+            let criticality = Criticality::ALL[index % 4];
             pipeline = repo
                 .set_pipeline_governance(
                     space_id,
@@ -559,43 +528,16 @@ async fn write_data(
 }
 
 fn pipeline_of(spec: &DagSpec, space_id: Uuid, connector_id: Uuid, now: DateTime<Utc>) -> Pipeline {
-    let id = ids::pipeline_id(connector_id, spec.dag_id);
-    Pipeline {
-        id,
+    let dag = &spec.dag;
+    let metadata = json!({ "fileloc": format!("/opt/airflow/dags/{}.py", dag.dag_id) });
+    super::pipeline(
+        dag,
+        dag.dag_id.replace('_', " "),
         space_id,
         connector_id,
-        provider: Provider::Airflow,
-        dag_id: spec.dag_id.to_string(),
-        name: spec.dag_id.replace('_', " "),
-        description: Some(spec.description.to_string()),
-        owners: spec.owners.iter().map(|o| o.to_string()).collect(),
-        tags: spec.tags.iter().map(|t| t.to_string()).collect(),
-        schedule: spec.schedule.map(str::to_string),
-        is_paused: spec.paused,
-        is_active: spec.active,
-        provider_metadata: json!({
-            "dag_id": spec.dag_id,
-            "dag_display_name": spec.dag_id,
-            "is_paused": spec.paused,
-            "is_stale": !spec.active,
-            "fileloc": format!("/opt/airflow/dags/{}.py", spec.dag_id),
-            "timetable_summary": spec.schedule,
-            "max_active_runs": 16,
-            "max_active_tasks": 16,
-            "has_import_errors": false,
-            "bundle_name": "dags-folder",
-            "owners": spec.owners,
-            "tags": spec.tags.iter().map(|t| json!({"name": t, "dag_id": spec.dag_id})).collect::<Vec<_>>(),
-        }),
-        synced_at: now,
-        team_id: None,
-        criticality: None,
-        governance_updated_by: None,
-        governance_updated_at: None,
-        latest_run: None,
-        last_success: None,
-        last_failure: None,
-    }
+        metadata,
+        now,
+    )
 }
 
 fn runs_of(
@@ -605,277 +547,66 @@ fn runs_of(
     days: i64,
     rng: &mut StdRng,
 ) -> Vec<RunWithTasks> {
-    // Align the first slot to the schedule (daily DAGs at midnight, hourly on the hour).
-    let grid = Duration::minutes(spec.every_minutes.unwrap_or(60).min(1440));
-    let start = (now - Duration::days(days))
-        .duration_trunc(grid)
-        .unwrap_or(now);
+    let dag = &spec.dag;
+    let start = history_start(now, days, dag.every_minutes);
     // A removed DAG stopped a week ago (half the history, when that is shorter).
-    let end = if spec.active {
+    let end = if dag.active {
         now
     } else {
         now - Duration::hours((7 * 24).min(days * 12))
     };
-    let mut slots: Vec<(DateTime<Utc>, &str)> = Vec::new();
-    if let Some(every) = spec.every_minutes {
-        let mut at = start;
-        while at + Duration::minutes(every) <= end {
-            slots.push((at, "scheduled"));
-            at += Duration::minutes(every);
-        }
+    let mut slots: Vec<Slot> = Vec::new();
+    if let Some(every) = dag.every_minutes {
+        scheduled_slots(&mut slots, start, every, end);
     }
-    if spec.every_minutes != Some(60) && !spec.paused {
+    if dag.every_minutes != Some(60) && !dag.paused {
         // A couple of manual runs per pipeline.
         for _ in 0..rng.random_range(1..=3) {
-            let at =
-                start + Duration::minutes(rng.random_range(0..(end - start).num_minutes().max(1)));
-            slots.push((at, "manual"));
+            slots.push(manual_slot(start, end, rng));
         }
     }
     slots.sort();
-    let count = slots.len();
-    // The data quality DAG is failing right now: its last three runs failed.
-    let failing_now = spec.dag_id == "data_quality_checks";
-    slots
-        .into_iter()
-        .enumerate()
-        .map(|(index, (logical, run_type))| {
-            let from_end = count - index;
-            let outcome = if (failing_now && from_end <= 3) || rng.random_bool(spec.failure_rate) {
-                Outcome::Failed
-            } else {
-                Outcome::Success
-            };
-            let slow = rng.random_bool(spec.slow_rate);
-            build_run(spec, pipeline, logical, run_type, outcome, slow, now, rng)
-        })
-        .collect()
+    super::runs(dag, pipeline, slots, Unstarted::Omitted, now, rng)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Outcome {
-    Success,
-    Failed,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[allow(clippy::too_many_arguments)]
-fn build_run(
-    spec: &DagSpec,
-    pipeline: &Pipeline,
-    logical: DateTime<Utc>,
-    run_type: &str,
-    outcome: Outcome,
-    slow: bool,
-    now: DateTime<Utc>,
-    rng: &mut StdRng,
-) -> RunWithTasks {
-    let interval = Duration::minutes(spec.every_minutes.unwrap_or(60));
-    // Scheduled runs start once their data interval has ended; manual runs right away.
-    let queued = if run_type == "scheduled" {
-        logical + interval
-    } else {
-        logical
-    } + Duration::seconds(rng.random_range(1..20));
-    let started = queued + Duration::seconds(rng.random_range(1..15));
-    let prefix = if run_type == "scheduled" {
-        "scheduled"
-    } else {
-        "manual"
-    };
-    let dag_run_id = format!("{prefix}__{}", logical.format("%Y-%m-%dT%H:%M:%S+00:00"));
-    let run_id = ids::run_id(pipeline.id, &dag_run_id);
-    let factor = if slow {
-        rng.random_range(2.5..4.0)
-    } else {
-        1.0
-    };
-    let failing_task = (outcome == Outcome::Failed).then(|| rng.random_range(0..spec.tasks.len()));
+    fn history(now: DateTime<Utc>, days: i64) -> Vec<RunWithTasks> {
+        let mut rng = StdRng::seed_from_u64(SEED);
+        specs()
+            .iter()
+            .flat_map(|spec| {
+                let connector = demo_id(&format!("connector:{}", spec.connector));
+                let pipeline = pipeline_of(spec, demo_id("space"), connector, now);
+                runs_of(spec, &pipeline, now, days, &mut rng)
+            })
+            .collect()
+    }
 
-    let mut task_runs = Vec::new();
-    let mut cursor = started;
-    let mut still_running = false;
-    let mut failed = false;
-    for (position, (task_id, operator, base_seconds)) in spec.tasks.iter().enumerate() {
-        if failed {
-            task_runs.push(task_run(
-                pipeline,
-                run_id,
-                task_id,
-                operator,
-                "upstream_failed",
-                1,
-                None,
-                None,
-            ));
-            continue;
-        }
-        // The failing task is retried once; a few others need a second try too.
-        let tries = if failing_task == Some(position) || rng.random_bool(0.03) {
-            2
-        } else {
-            1
+    /// The demo's history depends only on the moment of loading and the days; these counts
+    /// are the ones of the generator before it moved here (README: "30 days of runs").
+    #[test]
+    fn the_demo_history_is_deterministic() {
+        let now: DateTime<Utc> = "2026-11-28T12:34:56.789Z".parse().unwrap();
+        let first = history(now, DEMO_DAYS);
+        let again = history(now, DEMO_DAYS);
+        let runs = |h: &[RunWithTasks]| h.iter().map(|r| r.run.clone()).collect::<Vec<_>>();
+        let tasks = |h: &[RunWithTasks]| {
+            h.iter()
+                .flat_map(|r| r.task_runs.clone())
+                .collect::<Vec<_>>()
         };
-        for try_number in 1..=tries {
-            let seconds = (*base_seconds as f64 * factor * rng.random_range(0.85..1.15)).max(1.0);
-            let begin = cursor + Duration::seconds(rng.random_range(1..5));
-            let finish = begin + Duration::milliseconds((seconds * 1000.0) as i64);
-            if finish > now {
-                // Still in flight at load time.
-                task_runs.push(task_run(
-                    pipeline,
-                    run_id,
-                    task_id,
-                    operator,
-                    "running",
-                    try_number,
-                    Some(begin),
-                    None,
-                ));
-                still_running = true;
-                break;
-            }
-            let last_try = try_number == tries;
-            let status = match (failing_task == Some(position), last_try) {
-                (true, true) => "failed",
-                (_, false) => "up_for_retry",
-                (false, true) => "success",
-            };
-            task_runs.push(task_run(
-                pipeline,
-                run_id,
-                task_id,
-                operator,
-                status,
-                try_number,
-                Some(begin),
-                Some(finish),
-            ));
-            cursor = finish
-                + if last_try {
-                    Duration::zero()
-                } else {
-                    Duration::seconds(60)
-                };
-        }
-        if still_running {
-            break;
-        }
-        if failing_task == Some(position) {
-            failed = true;
-        }
-    }
-    let (status, ended) = run_outcome(still_running, failed, cursor + Duration::seconds(1));
-    let run = mirrored_run(
-        pipeline,
-        MirroredRun {
-            run_id,
-            dag_run_id,
-            run_type,
-            logical,
-            interval,
-            queued,
-            started,
-            status,
-            ended_at: ended,
-        },
-        now,
-    );
-    RunWithTasks { run, task_runs }
-}
-
-/// A generated run's status and end: running (no end), failed or succeeded at `finished_at`.
-pub fn run_outcome(
-    still_running: bool,
-    failed: bool,
-    finished_at: DateTime<Utc>,
-) -> (RunStatus, Option<DateTime<Utc>>) {
-    if still_running {
-        (RunStatus::Running, None)
-    } else if failed {
-        (RunStatus::Failed, Some(finished_at))
-    } else {
-        (RunStatus::Success, Some(finished_at))
-    }
-}
-
-/// What differs between the runs [`mirrored_run`] builds.
-pub struct MirroredRun<'a> {
-    pub run_id: Uuid,
-    pub dag_run_id: String,
-    pub run_type: &'a str,
-    pub logical: DateTime<Utc>,
-    /// The data interval: `logical` to `logical + interval`.
-    pub interval: Duration,
-    pub queued: DateTime<Utc>,
-    pub started: DateTime<Utc>,
-    pub status: RunStatus,
-    pub ended_at: Option<DateTime<Utc>>,
-}
-
-/// A run as a sync of Airflow stores it, with the DAG-run fields Airflow reports (the demo's
-/// and the benchmark generator's runs).
-pub fn mirrored_run(pipeline: &Pipeline, run: MirroredRun<'_>, now: DateTime<Utc>) -> Run {
-    let MirroredRun {
-        run_id,
-        dag_run_id,
-        run_type,
-        logical,
-        interval,
-        queued,
-        started,
-        status,
-        ended_at,
-    } = run;
-    Run {
-        id: run_id,
-        space_id: pipeline.space_id,
-        pipeline_id: pipeline.id,
-        dag_id: pipeline.dag_id.clone(),
-        dag_run_id,
-        status,
-        run_type: run_type.to_string(),
-        logical_date: Some(logical),
-        queued_at: Some(queued),
-        started_at: Some(started),
-        ended_at,
-        longer_than_usual: false,
-        note: None,
-        provider_metadata: json!({
-            "conf": {},
-            "data_interval_start": logical,
-            "data_interval_end": logical + interval,
-            "run_after": queued,
-            "triggered_by": if run_type == "scheduled" { "timetable" } else { "rest_api" },
-        }),
-        synced_at: now,
-    }
-}
-
-/// One try of an unmapped task as a sync stores it (demo and benchmark data).
-#[allow(clippy::too_many_arguments)]
-pub fn task_run(
-    pipeline: &Pipeline,
-    run_id: Uuid,
-    task_id: &str,
-    operator: &str,
-    status: &str,
-    try_number: u32,
-    started_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-) -> TaskRun {
-    TaskRun {
-        id: ids::task_run_id(run_id, task_id, -1, try_number),
-        space_id: pipeline.space_id,
-        pipeline_id: pipeline.id,
-        run_id,
-        task_id: task_id.to_string(),
-        display_name: Some(task_id.replace('_', " ")),
-        operator: Some(operator.to_string()),
-        status: status.to_string(),
-        try_number,
-        map_index: -1,
-        started_at,
-        ended_at,
-        longer_than_usual: false,
+        assert!(runs(&first) == runs(&again) && tasks(&first) == tasks(&again));
+        assert_eq!((first.len(), tasks(&first).len()), (3130, 11715));
+        let short = history(now, DEMO_DAYS_ON_DYNAMODB);
+        assert_eq!(
+            (
+                short.len(),
+                short.iter().map(|r| r.task_runs.len()).sum::<usize>()
+            ),
+            (350, 1315)
+        );
     }
 }

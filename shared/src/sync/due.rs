@@ -1,0 +1,263 @@
+//! The due-connector loop of the scheduled sync: every Airflow connector that is due is synced,
+//! a few at a time, within an overall time budget. A failing connector does not stop the
+//! others; each outcome is logged as one structured line. The scheduled-sync function calls
+//! [`run`] for each EventBridge event; the local `orchestration sync` command finds the due
+//! connectors with [`due_connectors`].
+//!
+//! Due: never synced, an unfinished sync to resume, or the last sync ended at least
+//! `interval` ago.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::model::Connector;
+use crate::domain::sync::{SyncRecord, SyncTrigger};
+use crate::repo::Repository;
+use crate::secrets::SecretResolver;
+use crate::service::connectors::client_for;
+use crate::sync::{SyncOptions, sync_connector};
+
+/// The target of this loop's log lines: the function crate's, where the loop lived first, so
+/// log filters (`RUST_LOG=scheduled_sync_function=...`) and log queries keep working.
+const LOG_TARGET: &str = "scheduled_sync_function";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// A connector is due when its last sync ended at least this long ago.
+    pub interval: chrono::Duration,
+    /// Connectors synced at the same time.
+    pub concurrency: usize,
+    /// Longest any single connector's sync may take.
+    pub per_connector_budget: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            interval: chrono::Duration::minutes(15),
+            concurrency: 4,
+            per_connector_budget: Duration::from_secs(240),
+        }
+    }
+}
+
+/// What happened to one connector.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorOutcome {
+    pub connector_id: Uuid,
+    pub space_id: Uuid,
+    /// `succeeded`, `partial`, `failed`, or `skipped` (another sync held the lease, or no time left).
+    pub outcome: String,
+    pub record: Option<SyncRecord>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// The run as a whole, returned to the Lambda runtime.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub due: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub outcomes: Vec<ConnectorOutcome>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduledSyncError {
+    /// The store could not list connectors; the next schedule retries.
+    #[error("could not list connectors: {0}")]
+    Store(#[from] crate::Error),
+}
+
+/// The connectors that are due now.
+pub async fn due_connectors(
+    repo: &Repository,
+    interval: chrono::Duration,
+) -> Result<Vec<Connector>, crate::Error> {
+    let now = Utc::now();
+    let mut due = Vec::new();
+    for connector in repo.list_all_connectors().await? {
+        let checkpoint = repo.get_checkpoint(connector.id).await?;
+        let is_due = checkpoint.pending.is_some()
+            || checkpoint
+                .last_finished_at
+                .is_none_or(|at| now - at >= interval);
+        if is_due {
+            due.push(connector);
+        }
+    }
+    Ok(due)
+}
+
+/// Syncs the given connectors, `settings.concurrency` at a time, stopping before `deadline`.
+pub async fn sync_all(
+    repo: &Repository,
+    secrets: &SecretResolver,
+    connectors: Vec<Connector>,
+    trigger: SyncTrigger,
+    settings: &Settings,
+    deadline: Instant,
+) -> Summary {
+    let due = connectors.len();
+    let outcomes: Vec<ConnectorOutcome> = futures::stream::iter(connectors)
+        .map(|connector| sync_one(repo, secrets, connector, trigger, settings, deadline))
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    let succeeded = outcomes.iter().filter(|o| o.outcome == "succeeded").count();
+    let failed = outcomes.iter().filter(|o| o.outcome == "failed").count();
+    Summary {
+        due,
+        succeeded,
+        failed,
+        outcomes,
+    }
+}
+
+async fn sync_one(
+    repo: &Repository,
+    secrets: &SecretResolver,
+    connector: Connector,
+    trigger: SyncTrigger,
+    settings: &Settings,
+    deadline: Instant,
+) -> ConnectorOutcome {
+    let started = Instant::now();
+    let remaining = deadline.saturating_duration_since(started);
+    let mut outcome = ConnectorOutcome {
+        connector_id: connector.id,
+        space_id: connector.space_id,
+        outcome: "skipped".into(),
+        record: None,
+        error: None,
+        duration_ms: 0,
+    };
+    // Less than a few seconds left: leave it to the next run rather than start and stop.
+    if remaining < Duration::from_secs(5) {
+        outcome.error = Some("no time left in this run".into());
+    } else {
+        match client_for(&connector, secrets, Default::default()).await {
+            Err(reason) => {
+                outcome.outcome = "failed".into();
+                outcome.error = Some(format!("connector credentials: {reason}"));
+            }
+            Ok(client) => {
+                let budget = remaining.min(settings.per_connector_budget);
+                // In-flight Airflow calls end with the budget too: a hanging Airflow cannot
+                // hold the run past its deadline.
+                let client = client.with_deadline(started + budget);
+                let options = SyncOptions::new(trigger, budget);
+                match sync_connector(repo, &client, &connector, options).await {
+                    Ok(record) => {
+                        outcome.outcome = serde_json::to_value(record.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        outcome.error = record.error.clone();
+                        outcome.record = Some(record);
+                    }
+                    Err(crate::Error::Conflict(message)) => outcome.error = Some(message),
+                    Err(error) => {
+                        outcome.outcome = "failed".into();
+                        outcome.error = Some(error.to_string());
+                    }
+                }
+            }
+        }
+    }
+    outcome.duration_ms = started.elapsed().as_millis() as u64;
+    log_outcome(&outcome);
+    outcome
+}
+
+/// One structured line per connector (JSON in Lambda), and its metrics (EMF): syncs and
+/// failures by outcome and connector, duration, items written.
+fn log_outcome(outcome: &ConnectorOutcome) {
+    let failed = if outcome.outcome == "failed" {
+        1.0
+    } else {
+        0.0
+    };
+    let written = outcome.record.as_ref().map_or(0, |r| {
+        let c = r.counts;
+        c.pipelines.added
+            + c.pipelines.updated
+            + c.runs.added
+            + c.runs.updated
+            + c.task_runs.added
+            + c.task_runs.updated
+    });
+    crate::telemetry::emit(
+        &[
+            ("ConnectorId", outcome.connector_id.to_string()),
+            ("Outcome", outcome.outcome.clone()),
+        ],
+        &[
+            crate::telemetry::Metric {
+                name: "Syncs",
+                value: 1.0,
+                unit: "Count",
+            },
+            crate::telemetry::Metric {
+                name: "SyncFailed",
+                value: failed,
+                unit: "Count",
+            },
+            crate::telemetry::Metric {
+                name: "SyncDuration",
+                value: outcome.duration_ms as f64,
+                unit: "Milliseconds",
+            },
+            crate::telemetry::Metric {
+                name: "ItemsWritten",
+                value: written as f64,
+                unit: "Count",
+            },
+        ],
+        &[("SpaceId", serde_json::json!(outcome.space_id))],
+    );
+    let counts = outcome
+        .record
+        .as_ref()
+        .map(|r| r.counts)
+        .unwrap_or_default();
+    tracing::info!(
+        target: LOG_TARGET,
+        connector_id = %outcome.connector_id,
+        space_id = %outcome.space_id,
+        outcome = %outcome.outcome,
+        error = outcome.error.as_deref().unwrap_or(""),
+        duration_ms = outcome.duration_ms,
+        pipelines_added = counts.pipelines.added,
+        pipelines_updated = counts.pipelines.updated,
+        runs_added = counts.runs.added,
+        runs_updated = counts.runs.updated,
+        task_runs_added = counts.task_runs.added,
+        task_runs_updated = counts.task_runs.updated,
+        airflow_requests = outcome.record.as_ref().map_or(0, |r| r.airflow_requests),
+        "connector sync"
+    );
+}
+
+/// The scheduled run: every due connector, within `deadline`.
+pub async fn run(
+    repo: &Repository,
+    secrets: &SecretResolver,
+    settings: &Settings,
+    deadline: Instant,
+) -> Result<Summary, ScheduledSyncError> {
+    let due = due_connectors(repo, settings.interval).await?;
+    Ok(sync_all(
+        repo,
+        secrets,
+        due,
+        SyncTrigger::Scheduled,
+        settings,
+        deadline,
+    )
+    .await)
+}
