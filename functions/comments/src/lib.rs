@@ -23,6 +23,7 @@ use shared::http::{AppState, app};
 use shared::service::comments;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 /// This group's endpoints, relative to the API prefix: routes and document in one.
 pub fn endpoints() -> OpenApiRouter<AppState> {
@@ -37,6 +38,40 @@ pub fn router(state: AppState) -> Router {
     app(endpoints(), state)
 }
 
+/// A target's comments (both list routes).
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    target: CommentTarget,
+    target_id: Uuid,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<CommentListParams>,
+) -> Result<PageResponse<CommentView>> {
+    let page = params.size.page(params.page);
+    let paged = comments::list(&state.repo, &caller, target, target_id, page).await?;
+    Ok(paginated(paged, uri))
+}
+
+/// A new comment on a target (both create routes).
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    target: CommentTarget,
+    target_id: Uuid,
+    Body(body): Body<CommentBody>,
+) -> Result<TaggedComment> {
+    let comment = comments::create(
+        &state.repo,
+        &caller,
+        target,
+        target_id,
+        body.content,
+        Utc::now(),
+    )
+    .await?;
+    Ok(TaggedComment(StatusCode::CREATED, comment))
+}
+
 /// Comments on a run, oldest first.
 #[utoipa::path(
     get,
@@ -46,15 +81,13 @@ pub fn router(state: AppState) -> Router {
     responses((status = 200, description = "One page of comments", body = [CommentView]))
 )]
 async fn list_run_comments(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(path): Path<RunPath>,
-    OriginalUri(uri): OriginalUri,
-    Query(params): Query<CommentListParams>,
+    uri: OriginalUri,
+    query: Query<CommentListParams>,
 ) -> Result<PageResponse<CommentView>> {
-    let page = params.size.page(params.page);
-    let paged = comments::list(&state.repo, &caller, CommentTarget::Run, path.run_id, page).await?;
-    Ok(paginated(paged, uri))
+    list(state, caller, CommentTarget::Run, path.run_id, uri, query).await
 }
 
 /// Comments on a task run, oldest first.
@@ -66,22 +99,21 @@ async fn list_run_comments(
     responses((status = 200, description = "One page of comments", body = [CommentView]))
 )]
 async fn list_task_run_comments(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(path): Path<TaskRunPath>,
-    OriginalUri(uri): OriginalUri,
-    Query(params): Query<CommentListParams>,
+    uri: OriginalUri,
+    query: Query<CommentListParams>,
 ) -> Result<PageResponse<CommentView>> {
-    let page = params.size.page(params.page);
-    let paged = comments::list(
-        &state.repo,
-        &caller,
+    list(
+        state,
+        caller,
         CommentTarget::TaskRun,
         path.task_run_id,
-        page,
+        uri,
+        query,
     )
-    .await?;
-    Ok(paginated(paged, uri))
+    .await
 }
 
 /// Comment on a run. Any member of the space.
@@ -96,21 +128,12 @@ async fn list_task_run_comments(
     )
 )]
 async fn create_run_comment(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(path): Path<RunPath>,
-    Body(body): Body<CommentBody>,
+    body: Body<CommentBody>,
 ) -> Result<TaggedComment> {
-    let comment = comments::create(
-        &state.repo,
-        &caller,
-        CommentTarget::Run,
-        path.run_id,
-        body.content,
-        Utc::now(),
-    )
-    .await?;
-    Ok(TaggedComment(StatusCode::CREATED, comment))
+    create(state, caller, CommentTarget::Run, path.run_id, body).await
 }
 
 /// Comment on a task run. Any member of the space.
@@ -125,21 +148,19 @@ async fn create_run_comment(
     )
 )]
 async fn create_task_run_comment(
-    State(state): State<AppState>,
+    state: State<AppState>,
     caller: Caller,
     Path(path): Path<TaskRunPath>,
-    Body(body): Body<CommentBody>,
+    body: Body<CommentBody>,
 ) -> Result<TaggedComment> {
-    let comment = comments::create(
-        &state.repo,
-        &caller,
+    create(
+        state,
+        caller,
         CommentTarget::TaskRun,
         path.task_run_id,
-        body.content,
-        Utc::now(),
+        body,
     )
-    .await?;
-    Ok(TaggedComment(StatusCode::CREATED, comment))
+    .await
 }
 
 /// Edit a comment (its author only). `PATCH` does the same.
