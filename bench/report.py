@@ -266,7 +266,33 @@ def block_load(r):
     return "\n".join(lines)
 
 
+def block_list_cache(r):
+    c = load(r, "list_cache")
+    if not c:
+        return "_No results._"
+    lat, cost = c["latency"], c["cost"]
+    goals = {"cold": 10.0, "after_write": 5.0}
+    names = {"cold": "first list of the space in a fresh process", "after_write": "list right after a write to a pipeline on the page",
+             "warm": "the same list again (cached)"}
+    lines = [
+        f"`GET /pipelines?size=100` on the generated space ({cost['pipelines']:,} pipelines), `bench/list_cache.py` "
+        f"against `orchestration serve`; table requests and bytes from `list_cost` (the same lists through "
+        "`CountingTable`: DynamoDB requests count a batch read of more than 100 keys as one per 100; bytes are the "
+        "items' JSON text, close to DynamoDB's item size).",
+        "",
+        "| list | p50 | p95 | max | samples | goal (p50) | table calls | DynamoDB requests | read |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in ("cold", "after_write", "warm"):
+        l, k = lat[key], cost[key]
+        goal = f"≤ {goals[key]:.0f} ms: {verdict(l['p50'] <= goals[key])}" if key in goals else ""
+        lines.append(f"| {names[key]} | {ms(l['p50'])} | {ms(l['p95'])} | {ms(l['max'])} | {l['samples']} | {goal} | "
+                     f"{k['port_calls']} | {k['dynamodb_requests']} | {k['bytes_read'] / 1024:,.0f} KiB |")
+    return "\n".join(lines)
+
+
 BLOCKS = {
+    "list_cache": block_list_cache,
     "run": block_run,
     "latency": block_latency,
     "airflow": block_airflow,

@@ -19,6 +19,13 @@ use uuid::Uuid;
 pub enum AdminCommand {
     /// Create the DynamoDB table with its index (DynamoDB backend only; idempotent).
     CreateTable,
+    /// Write the listing entries of a space's pipelines stored before entries existed, and
+    /// move its watches to their new place (once per space after upgrading; idempotent).
+    RebuildListings {
+        /// The space's slug (repeat the option for several spaces).
+        #[arg(long = "space", required = true)]
+        spaces: Vec<String>,
+    },
     /// Create a space.
     CreateSpace {
         #[arg(long)]
@@ -234,6 +241,20 @@ pub async fn run(
         AdminCommand::RevokeKey { key_id } => {
             let revoked = repo.revoke_api_key(key_id, now).await?;
             json!({ "id": revoked.id, "prefix": revoked.display_prefix, "revoked_at": revoked.revoked_at })
+        }
+        AdminCommand::RebuildListings { spaces } => {
+            let mut rebuilt = Vec::new();
+            for slug in spaces {
+                let space = repo
+                    .get_space(&slug)
+                    .await?
+                    .with_context(|| format!("no such space: {slug}"))?;
+                let (entries, watches) = repo.rebuild_listing(space.id).await?;
+                rebuilt.push(
+                    json!({ "space": slug, "entries_written": entries, "watches_moved": watches }),
+                );
+            }
+            json!(rebuilt)
         }
         AdminCommand::CreateTeam { space, name } => {
             let space = repo.get_space(&space).await?.context("no such space")?;

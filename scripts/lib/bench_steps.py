@@ -162,6 +162,23 @@ def mixed_load(ctx: Context, generated: dict) -> None:
     server.stop()
 
 
+def list_cache(ctx: Context, generated: dict, list_cost_bin: str) -> None:
+    """Cold, after-a-write and warm lists (bench/list_cache.py) and their table cost
+    (list_cost); the store must not be open elsewhere (run after the mixed load)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import list_cache as measure_lists  # noqa: E402 (bench/ is not a package)
+
+    b, data = ctx.bench, ctx.work / "data/local"
+    latency = measure_lists.measure(str(b.BIN), str(data), ctx.space, generated["api_key"])
+    cost = json.loads(b.capture([list_cost_bin, data / "orchestration.redb", ctx.space],
+                                err=ctx.logs / "list-cost.log", what="list_cost"))
+    (ctx.results / "list_cache.json").write_text(json.dumps({"latency": latency, "cost": cost}))
+    for name in ("cold", "after_write", "warm"):
+        print("bench:   list %-12s p50 %7.2f ms  %d DynamoDB requests  %7.0f KiB" % (
+            name, latency[name]["p50"], cost[name]["dynamodb_requests"], cost[name]["bytes_read"] / 1024),
+            file=sys.stderr)
+
+
 def measured_sync(ctx: Context, name: str, budget: int, env: dict | None = None) -> dict:
     """`admin sync` under bench/measure.py (wall time, peak RSS); its measure file."""
     b, work = ctx.bench, ctx.work

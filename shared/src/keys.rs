@@ -71,14 +71,26 @@ pub fn pipeline(space_id: Uuid, pipeline_id: Uuid) -> Key {
     Key::new(space_partition(space_id), format!("PIPELINE#{pipeline_id}"))
 }
 
-pub const PIPELINE_PREFIX: &str = "PIPELINE#";
+/// The space's pipeline listing: one small entry per pipeline (the fields the list filters
+/// and sorts on, written in the same transaction as the pipeline item they summarise), the
+/// watches next to their entry, and the listing version first. One query of this prefix is
+/// the whole list's read; Airflow's DAG objects stay in the pipeline items.
+pub const LISTING_PREFIX: &str = "LIST#";
+
+/// A pipeline's listing entry (`repo::listing`).
+pub fn listing_entry(space_id: Uuid, pipeline_id: Uuid) -> Key {
+    Key::new(
+        space_partition(space_id),
+        format!("{LISTING_PREFIX}{pipeline_id}"),
+    )
+}
 
 /// The version of a space's pipeline listing: a counter every write to a pipeline or watch
 /// item of the space increments after the write (see `repo::listing`). Its sort key is the
 /// bare prefix, so it sorts first in the query that lists the space's pipelines and is read
 /// before them: a listing cached with this version has seen every write it counted.
 pub fn pipeline_listing_version(space_id: Uuid) -> Key {
-    Key::new(space_partition(space_id), PIPELINE_PREFIX)
+    Key::new(space_partition(space_id), LISTING_PREFIX)
 }
 
 /// The pipeline's run series (summary source), next to its task histories.
@@ -129,18 +141,18 @@ pub fn task_run_gsi1(task_run_id: Uuid) -> (String, String) {
     (format!("TASKRUN#{task_run_id}"), "TASKRUN".to_string())
 }
 
-/// A user's watch of a pipeline. It sorts right after its pipeline in the space partition, so
-/// the query that lists a space's pipelines (`begins_with PIPELINE#`) returns the watches too:
-/// the pipeline list costs one query for pipelines and the caller's watches. Watch items are
-/// small (keys and a timestamp), so they add little to that query.
+/// A user's watch of a pipeline. It sorts right after its pipeline's listing entry, so the
+/// query that lists a space's pipelines (`begins_with LIST#`) returns the watches too: the
+/// pipeline list costs one query for entries and watches. Watch items are small (keys and a
+/// timestamp), so they add little to that query.
 pub fn watch(space_id: Uuid, user_id: Uuid, pipeline_id: Uuid) -> Key {
     Key::new(
         space_partition(space_id),
-        format!("{PIPELINE_PREFIX}{pipeline_id}{WATCH_INFIX}{user_id}"),
+        format!("{LISTING_PREFIX}{pipeline_id}{WATCH_INFIX}{user_id}"),
     )
 }
 
-/// Marks a watch's sort key (`PIPELINE#<pipeline>#WATCH#<user>`).
+/// Marks a watch's sort key (`LIST#<pipeline>#WATCH#<user>`).
 pub const WATCH_INFIX: &str = "#WATCH#";
 
 /// A comment, read and written by id.

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod ids;
+pub mod listing;
 pub mod model;
 pub mod summary;
 pub mod sync;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::pipelines::{decode_series, series_item};
+use super::pipelines::{REVISION_ATTR, decode_series, series_item};
 use super::{Repository, from_item, json, to_item};
 use crate::domain::model::{Pipeline, Run, RunRef, RunStatus, TaskRun};
 use crate::domain::summary::{RunSample, RunSeries, TaskHistory, run_key};
@@ -49,8 +49,9 @@ const TASK_HISTORY_PREFIX: &str = "TASKHIST#";
 const SERIES_REVISION_ATTR: &str = "revision";
 /// Tries of an ingest that keeps meeting a concurrent ingest of the same pipeline.
 const INGEST_ATTEMPTS: u32 = 5;
-/// Operations of a transaction left for the series and the pipeline's references.
-const FIXED_OPS: usize = 2;
+/// Operations of a transaction left for the series, the pipeline's references and its
+/// listing entry.
+const FIXED_OPS: usize = 3;
 
 /// Why one attempt of an ingest stopped.
 enum Stop {
@@ -265,6 +266,7 @@ impl Repository {
             // The series and the references first (their positions identify a failed
             // condition), then the runs and task runs; a group too big for one transaction
             // (one run with very many task runs) spills its task runs into the next ones.
+            let latest_status = latest.as_ref().map(|run| run.status.as_str());
             let mut ops = vec![
                 TransactOp::Put {
                     item: series_write,
@@ -272,7 +274,14 @@ impl Repository {
                 },
                 TransactOp::Update {
                     key: pipeline_key.clone(),
-                    update,
+                    update: update.add(REVISION_ATTR, 1),
+                    condition: Some(Condition::Exists),
+                },
+                TransactOp::Update {
+                    key: keys::listing_entry(pipeline.space_id, pipeline.id),
+                    update: Update::new()
+                        .set_or_remove("latest_status", latest_status)
+                        .add(REVISION_ATTR, 1),
                     condition: Some(Condition::Exists),
                 },
             ];
@@ -282,6 +291,12 @@ impl Repository {
                 Ok(()) => {}
                 Err(StoreError::TransactionCancelled { index: Some(1) }) => {
                     return Err(Stop::Failed(Error::NotFound("Pipeline not found")));
+                }
+                Err(StoreError::TransactionCancelled { index: Some(2) }) => {
+                    return Err(Stop::Failed(Error::internal(format!(
+                        "pipeline {} has no listing entry: run `orchestration admin rebuild-listings`",
+                        pipeline.id
+                    ))));
                 }
                 Err(StoreError::TransactionCancelled { .. } | StoreError::ConditionFailed) => {
                     return Err(Stop::Contended);

@@ -1,15 +1,21 @@
 //! The pipeline list, cached per process and validated against the space's listing version.
 //!
-//! Listing pipelines needs every pipeline item of the space (filters and the order apply to
-//! all of them), and decoding a thousand items costs tens of milliseconds and, on DynamoDB,
-//! megabytes of reads. So each process keeps the decoded list of the spaces it served, with
-//! the value of the space's listing version (`keys::pipeline_listing_version`) it was read
-//! at, and re-reads it only when that version moved.
+//! Listing pipelines needs every pipeline of the space (filters and the order apply to all of
+//! them), but only a few fields of each: the space's *listing entries* (`domain::listing`,
+//! `LIST#<pipeline>` items, a few hundred bytes each, written in the same transaction as the
+//! pipeline item they summarise) are read by one query with the watches and the listing
+//! version. The full pipeline items (Airflow's DAG object included) are read only for the
+//! requested page, in the same batch read as the page's run series.
+//!
+//! Each process keeps, per space, the entries it read with the listing version they were read
+//! at, and the full pipelines it read with their revision (an entry and its pipeline share
+//! one, incremented together): a list re-reads the entries only when the version moved, and a
+//! pipeline only when its entry's revision moved.
 //!
 //! Correctness rests on two orders:
 //! - writers write a pipeline or watch item first and increment the version after
 //!   ([`Repository::bump_listing_version`]);
-//! - readers read the version first (it sorts first in the pipelines query, and the check on a
+//! - readers read the version first (it sorts first in the listing query, and the check on a
 //!   cached listing is a strongly consistent read made after the listing was read).
 //!
 //! A cached listing is therefore at worst missing a write whose increment has not happened yet:
@@ -22,27 +28,43 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pipelines::{decode_series, pipeline_id_of};
-use super::{Repository, from_item};
+use super::pipelines::{LISTING_ENTRY_KIND, decode_series, pipeline_id_of, revision_of};
+use super::{Repository, from_item, to_item};
+use crate::domain::listing::ListingEntry;
 use crate::domain::model::Pipeline;
 use crate::domain::summary::RunSeries;
 use crate::error::Result;
 use crate::keys;
-use crate::store::{Index, Item, Key, Query, SK, SortKey, Update, query_all};
+use crate::store::{
+    Condition, Index, Item, Key, Query, SK, SortKey, StoreError, Update, query_all,
+};
 
 /// How long a cached listing may be used without being re-read, whatever its version says.
 pub const MAX_AGE: Duration = Duration::from_secs(60);
-/// Pipelines cached per process, all spaces together (a decoded pipeline is a few KB; the
-/// API functions have 256 MB). Past this, the least recently loaded listings are dropped; a
-/// single larger space is still cached on its own.
+/// Listing entries cached per process, all spaces together (an entry is a few hundred bytes;
+/// the API functions have 256 MB). Past this, the least recently loaded listings are dropped;
+/// a single larger space is still cached on its own.
 const MAX_CACHED_PIPELINES: usize = 20_000;
+/// Full pipelines cached per process (a decoded pipeline is a few KB, Airflow's DAG object
+/// included): the pages recently served. Past this the cache is emptied and refills.
+const MAX_CACHED_FULL_PIPELINES: usize = 5_000;
 const VERSION_ATTR: &str = "version";
+/// The pipeline items' prefix in the space partition (where watches and the listing version
+/// also lived before listing entries existed).
+const LEGACY_PREFIX: &str = "PIPELINE#";
 
-/// Every pipeline of a space, in list order, with the space's watches.
+/// A watch item at its former place (`PIPELINE#<pipeline>#WATCH#<user>`).
+fn is_legacy_watch(item: &Item) -> bool {
+    let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
+    sort_key.contains(keys::WATCH_INFIX) || sort_key == LEGACY_PREFIX
+}
+
+/// Every pipeline of a space as listing entries, in list order, with the space's watches.
 #[derive(Debug, Default)]
 pub struct PipelineListing {
+    space_id: Uuid,
     version: u64,
-    pub pipelines: Vec<Pipeline>,
+    pub entries: Vec<ListingEntry>,
     /// (user, pipeline) pairs.
     watches: HashSet<(Uuid, Uuid)>,
 }
@@ -59,12 +81,21 @@ impl PipelineListing {
             .map(|(_, pipeline)| *pipeline)
             .collect()
     }
+
+    fn revision(&self, pipeline_id: Uuid) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|entry| entry.pipeline_id == pipeline_id)
+            .map(|entry| entry.rev)
+    }
 }
 
-/// A listing and the run series of the pipelines a caller selected from it.
+/// A listing and, for the pipelines a caller selected from it, the pipelines themselves and
+/// their run series.
 pub struct SelectedListing<S> {
     pub listing: Arc<PipelineListing>,
     pub selection: S,
+    pub pipelines: HashMap<Uuid, Arc<Pipeline>>,
     pub series: HashMap<Uuid, RunSeries>,
 }
 
@@ -77,6 +108,8 @@ struct Cached {
 #[derive(Default)]
 pub(crate) struct ListingCache {
     entries: Mutex<HashMap<Uuid, Cached>>,
+    /// Full pipelines by id, with the revision they were read at.
+    pipelines: Mutex<HashMap<Uuid, (u64, Arc<Pipeline>)>>,
 }
 
 impl ListingCache {
@@ -97,8 +130,8 @@ impl ListingCache {
             }
         }
         entries.remove(&space_id);
-        let mut cached: usize = entries.values().map(|c| c.listing.pipelines.len()).sum();
-        while cached + listing.pipelines.len() > MAX_CACHED_PIPELINES {
+        let mut cached: usize = entries.values().map(|c| c.listing.entries.len()).sum();
+        while cached + listing.entries.len() > MAX_CACHED_PIPELINES {
             let Some(oldest) = entries
                 .iter()
                 .min_by_key(|(_, c)| c.loaded_at)
@@ -107,76 +140,152 @@ impl ListingCache {
                 break;
             };
             if let Some(dropped) = entries.remove(&oldest) {
-                cached -= dropped.listing.pipelines.len();
+                cached -= dropped.listing.entries.len();
             }
         }
         let loaded_at = Instant::now();
         entries.insert(space_id, Cached { listing, loaded_at });
     }
+
+    /// The cached pipeline, if it is at revision `rev` or later.
+    fn pipeline(&self, pipeline_id: Uuid, rev: u64) -> Option<Arc<Pipeline>> {
+        let pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        pipelines
+            .get(&pipeline_id)
+            .filter(|(cached_rev, _)| *cached_rev >= rev)
+            .map(|(_, pipeline)| pipeline.clone())
+    }
+
+    fn store_pipeline(&self, rev: u64, pipeline: Arc<Pipeline>) {
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if pipelines.len() >= MAX_CACHED_FULL_PIPELINES {
+            pipelines.clear();
+        }
+        let newer_held = pipelines
+            .get(&pipeline.id)
+            .is_some_and(|(held_rev, _)| *held_rev > rev);
+        if !newer_held {
+            pipelines.insert(pipeline.id, (rev, pipeline));
+        }
+    }
 }
 
-fn version_of(item: &Item) -> u64 {
+/// What the batch reads of one list found for its page.
+#[derive(Default)]
+struct PageRead {
+    pipelines: HashMap<Uuid, Arc<Pipeline>>,
+    revisions: HashMap<Uuid, u64>,
+    series: HashMap<Uuid, RunSeries>,
+}
+
+impl PageRead {
+    fn into_selected<S>(self, listing: Arc<PipelineListing>, selection: S) -> SelectedListing<S> {
+        SelectedListing {
+            listing,
+            selection,
+            pipelines: self.pipelines,
+            series: self.series,
+        }
+    }
+}
+
+fn version_of_item(item: &Item) -> u64 {
     item.get(VERSION_ATTR).and_then(Value::as_u64).unwrap_or(0)
 }
 
 impl Repository {
-    /// The space's pipelines and the run series of the ones `select` picks from them (a page):
-    /// `select` returns what the caller needs back and the ids whose series to read.
+    /// The space's listing and, for the pipelines `select` picks from it (a page), the
+    /// pipelines and their run series: `select` returns what the caller needs back and the
+    /// ids it picked.
     ///
-    /// Table requests: one batch read (version + series) when this process holds the space's
-    /// current listing; one query and one batch read when it holds none; when the space
-    /// changed since, the batch read, the query, and one more batch read only if the change
-    /// put other pipelines into the selection.
+    /// Table requests: one batch read (version, the page's series and any page pipeline not
+    /// cached at its current revision) when this process holds the space's current listing;
+    /// one query and one batch read when it holds none; when the space changed since, the
+    /// batch read, the query, and one more batch read only for what the change touched (a
+    /// pipeline written since, or one that moved onto the page). On DynamoDB a batch read of
+    /// more than 100 keys is several requests, sent at once.
     pub async fn list_pipelines_selecting<S>(
         &self,
         space_id: Uuid,
         select: impl Fn(&PipelineListing) -> (S, Vec<Uuid>),
     ) -> Result<SelectedListing<S>> {
-        let Some(cached) = self.listings.get(space_id) else {
-            let listing = self.load_listing(space_id).await?;
-            let (selection, ids) = select(&listing);
-            let series = self.series_for(&ids).await?;
-            return Ok(SelectedListing {
-                listing,
-                selection,
-                series,
-            });
+        let cached = self.listings.get(space_id);
+        let (listing, checked) = match cached {
+            Some(listing) => (listing, false),
+            None => (self.load_listing(space_id).await?, true),
         };
-
-        let (selection, ids) = select(&cached);
-        let version_key = keys::pipeline_listing_version(space_id);
-        let mut wanted = vec![version_key.clone()];
-        wanted.extend(ids.iter().map(|id| keys::run_series(*id)));
-        let mut version = 0;
-        let mut series = HashMap::with_capacity(ids.len());
-        for item in self.table.batch_get(&wanted).await? {
-            if Key::of(&item).as_ref() == Some(&version_key) {
-                version = version_of(&item);
-            } else if let Some(id) = pipeline_id_of(&item) {
-                series.insert(id, decode_series(&item)?);
-            }
-        }
-        if version == cached.version {
-            return Ok(SelectedListing {
-                listing: cached,
-                selection,
-                series,
-            });
+        let (selection, ids) = select(&listing);
+        let mut page = PageRead::default();
+        let version = self
+            .read_page(&listing, &ids, (!checked).then_some(space_id), &mut page)
+            .await?;
+        if checked || version == Some(listing.version) {
+            return Ok(page.into_selected(listing, selection));
         }
 
         let listing = self.load_listing(space_id).await?;
-        let (selection, new_ids) = select(&listing);
-        let read: HashSet<Uuid> = ids.into_iter().collect();
-        let missing: Vec<Uuid> = new_ids
+        let (selection, ids) = select(&listing);
+        self.read_page(&listing, &ids, None, &mut page).await?;
+        Ok(page.into_selected(listing, selection))
+    }
+
+    /// Reads what `ids` still need (series not read yet, pipelines not held at the listing's
+    /// revision) in one batch read, with the space's listing version when `version_of` names
+    /// the space: returns the version read.
+    async fn read_page(
+        &self,
+        listing: &PipelineListing,
+        ids: &[Uuid],
+        version_of: Option<Uuid>,
+        page: &mut PageRead,
+    ) -> Result<Option<u64>> {
+        let mut wanted: Vec<Key> = version_of
+            .map(keys::pipeline_listing_version)
             .into_iter()
-            .filter(|id| !read.contains(id))
             .collect();
-        series.extend(self.series_for(&missing).await?);
-        Ok(SelectedListing {
-            listing,
-            selection,
-            series,
-        })
+        for &id in ids {
+            let Some(rev) = listing.revision(id) else {
+                continue;
+            };
+            // A pipeline read at or after the entry's revision is current.
+            let read_current = page.revisions.get(&id).is_some_and(|read| *read >= rev);
+            if !read_current {
+                match self.listings.pipeline(id, rev) {
+                    Some(pipeline) => {
+                        page.revisions.insert(id, rev);
+                        page.pipelines.insert(id, pipeline);
+                    }
+                    None => wanted.push(keys::pipeline(listing.space_id, id)),
+                }
+            }
+            if !page.series.contains_key(&id) {
+                wanted.push(keys::run_series(id));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let mut version = None;
+        for item in self.table.batch_get(&wanted).await? {
+            let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
+            if sort_key == keys::LISTING_PREFIX {
+                version = Some(version_of_item(&item));
+            } else if sort_key == "SERIES" {
+                if let Some(id) = pipeline_id_of(&item) {
+                    page.series.insert(id, decode_series(&item)?);
+                }
+            } else {
+                let rev = revision_of(&item);
+                let pipeline: Arc<Pipeline> = Arc::new(from_item(item)?);
+                self.listings.store_pipeline(rev, pipeline.clone());
+                page.revisions.insert(pipeline.id, rev);
+                page.pipelines.insert(pipeline.id, pipeline);
+            }
+        }
+        if version_of.is_some() && version.is_none() {
+            version = Some(0);
+        }
+        Ok(version)
     }
 
     /// Reads the space's listing and caches it.
@@ -189,12 +298,12 @@ impl Repository {
     /// Reads the space's listing: one query, paged by the backend only past 1 MB.
     pub(crate) async fn read_listing(&self, space_id: Uuid) -> Result<PipelineListing> {
         let query = Query::partition(Index::Primary, keys::space_partition(space_id))
-            .sort(SortKey::BeginsWith(keys::PIPELINE_PREFIX.into()));
+            .sort(SortKey::BeginsWith(keys::LISTING_PREFIX.into()));
         let mut listing = PipelineListing::default();
         for item in query_all(self.table(), query).await? {
             let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
-            if sort_key == keys::PIPELINE_PREFIX {
-                listing.version = version_of(&item);
+            if sort_key == keys::LISTING_PREFIX {
+                listing.version = version_of_item(&item);
             } else if sort_key.contains(keys::WATCH_INFIX) {
                 let user = item.get("user_id").and_then(Value::as_str);
                 if let (Some(user), Some(pipeline)) =
@@ -202,14 +311,102 @@ impl Repository {
                 {
                     listing.watches.insert((user, pipeline));
                 }
-            } else {
-                listing.pipelines.push(from_item(item)?);
+            } else if let Some(pipeline_id) = sort_key
+                .strip_prefix(keys::LISTING_PREFIX)
+                .map(str::to_string)
+            {
+                // The pipeline's id is in the key only (see `upsert_pipeline_metadata`).
+                let mut item = item;
+                item.insert("pipeline_id".into(), pipeline_id.into());
+                listing.entries.push(from_item(item)?);
             }
         }
+        listing.space_id = space_id;
         listing
-            .pipelines
-            .sort_by_cached_key(Pipeline::list_order_key);
+            .entries
+            .sort_by_cached_key(ListingEntry::list_order_key);
         Ok(listing)
+    }
+
+    /// Every pipeline of a space (full items, Airflow's DAG objects included), in list order:
+    /// one query per MB, never cached. For the sync and for tools, not for the API's lists.
+    pub async fn list_pipelines(&self, space_id: Uuid) -> Result<Vec<Pipeline>> {
+        let mut pipelines: Vec<Pipeline> = self
+            .pipeline_items(space_id)
+            .await?
+            .into_iter()
+            .filter(|item| !is_legacy_watch(item))
+            .map(from_item)
+            .collect::<Result<_>>()?;
+        pipelines.sort_by_cached_key(Pipeline::list_order_key);
+        Ok(pipelines)
+    }
+
+    /// Ids of the pipelines a user watches in a space.
+    pub async fn watched_pipeline_ids(
+        &self,
+        space_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<HashSet<Uuid>> {
+        Ok(self.read_listing(space_id).await?.watched_by(user_id))
+    }
+
+    async fn pipeline_items(&self, space_id: Uuid) -> Result<Vec<Item>> {
+        let query = Query::partition(Index::Primary, keys::space_partition(space_id))
+            .sort(SortKey::BeginsWith(LEGACY_PREFIX.into()));
+        Ok(query_all(self.table(), query).await?)
+    }
+
+    /// Writes the listing entry of every pipeline of the space that has none (pipelines
+    /// stored before listing entries existed), moves watches from their former place
+    /// (`PIPELINE#<pipeline>#WATCH#<user>`) and removes the former listing version. Idempotent;
+    /// run once per space after upgrading (`orchestration admin rebuild-listings`). Returns
+    /// the entries written and the watches moved.
+    pub async fn rebuild_listing(&self, space_id: Uuid) -> Result<(usize, usize)> {
+        let (mut entries, mut watches) = (0, 0);
+        for item in self.pipeline_items(space_id).await? {
+            let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
+            if sort_key == LEGACY_PREFIX {
+                let key = Key::new(keys::space_partition(space_id), LEGACY_PREFIX);
+                self.table.delete(&key, None).await?;
+            } else if is_legacy_watch(&item) {
+                let (Some(user), Some(pipeline)) = (
+                    item.get("user_id")
+                        .and_then(Value::as_str)
+                        .and_then(|u| u.parse().ok()),
+                    pipeline_id_of(&item),
+                ) else {
+                    continue;
+                };
+                let mut moved = item.clone();
+                let key = keys::watch(space_id, user, pipeline);
+                moved.insert("PK".into(), key.pk.into());
+                moved.insert(SK.into(), key.sk.into());
+                self.table.put(moved, None).await?;
+                if let Some(old) = Key::of(&item) {
+                    self.table.delete(&old, None).await?;
+                }
+                watches += 1;
+            } else {
+                let rev = revision_of(&item);
+                let pipeline: Pipeline = from_item(item)?;
+                let entry = ListingEntry::of(&pipeline, rev);
+                let mut entry_item = to_item(
+                    &entry,
+                    LISTING_ENTRY_KIND,
+                    keys::listing_entry(space_id, pipeline.id),
+                    None,
+                )?;
+                entry_item.remove("pipeline_id");
+                match self.table.put(entry_item, Some(Condition::NotExists)).await {
+                    Ok(()) => entries += 1,
+                    Err(StoreError::ConditionFailed) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        }
+        self.bump_listing_version(space_id).await?;
+        Ok((entries, watches))
     }
 
     /// Counts a write to a pipeline or watch item of the space, after the write: every process

@@ -1,6 +1,6 @@
 //! Pipelines, their run series and watches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,7 +11,7 @@ use crate::domain::model::{Criticality, Pipeline};
 use crate::domain::summary::RunSeries;
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::store::{Condition, Item, Key, StoreError, Update};
+use crate::store::{Condition, Item, Key, StoreError, TransactOp, Update};
 
 /// A pipeline with what its summary is computed from, and whether the caller watches it.
 #[derive(Debug, Clone)]
@@ -22,6 +22,16 @@ pub struct PipelineWithSeries {
 }
 
 const SERIES_ATTR: &str = "series";
+/// `kind` of a listing entry (short: it is read for every pipeline of every uncached list).
+pub(crate) const LISTING_ENTRY_KIND: &str = "listing";
+
+/// The revision a pipeline item and its listing entry share (see `domain::listing`).
+pub(crate) const REVISION_ATTR: &str = "rev";
+
+/// The revision of a stored pipeline or listing entry (0 before revisions existed).
+pub(crate) fn revision_of(item: &Item) -> u64 {
+    item.get(REVISION_ATTR).and_then(Value::as_u64).unwrap_or(0)
+}
 
 pub(crate) fn series_item(pipeline: &Pipeline, series: &RunSeries) -> Item {
     let key = keys::run_series(pipeline.id);
@@ -92,21 +102,6 @@ impl Repository {
         }))
     }
 
-    /// Every pipeline of a space, in list order (one query, paged by the backend only past
-    /// 1 MB; never cached).
-    pub async fn list_pipelines(&self, space_id: Uuid) -> Result<Vec<Pipeline>> {
-        Ok(self.read_listing(space_id).await?.pipelines)
-    }
-
-    /// Ids of the pipelines a user watches in a space.
-    pub async fn watched_pipeline_ids(
-        &self,
-        space_id: Uuid,
-        user_id: Uuid,
-    ) -> Result<HashSet<Uuid>> {
-        Ok(self.read_listing(space_id).await?.watched_by(user_id))
-    }
-
     /// Run series of the given pipelines (one batch read per 100 pipelines).
     pub async fn series_for(&self, pipeline_ids: &[Uuid]) -> Result<HashMap<Uuid, RunSeries>> {
         let keys: Vec<Key> = pipeline_ids
@@ -130,6 +125,17 @@ impl Repository {
     /// so a sync cannot overwrite what users set, even when both happen at once.
     pub async fn upsert_pipeline_metadata(&self, pipeline: &Pipeline) -> Result<()> {
         let key = keys::pipeline(pipeline.space_id, pipeline.id);
+        // The entry holds only what the list filters and sorts on (its key names the space
+        // and the pipeline): every byte of it is read by every uncached list of the space.
+        let entry = Update::new()
+            .set("kind", LISTING_ENTRY_KIND)
+            .set("connector_id", pipeline.connector_id.to_string())
+            .set("provider", pipeline.provider.as_str())
+            .set("dag_id", pipeline.dag_id.clone())
+            .set("name", pipeline.name.clone())
+            .set_or_remove("description", pipeline.description.clone())
+            .set("owners", json(&pipeline.owners)?)
+            .set("tags", json(&pipeline.tags)?);
         let update = Update::new()
             .set("kind", "pipeline")
             .set("id", pipeline.id.to_string())
@@ -146,7 +152,20 @@ impl Repository {
             .set("is_active", pipeline.is_active)
             .set("provider_metadata", pipeline.provider_metadata.clone())
             .set("synced_at", json(&pipeline.synced_at)?);
-        self.table.update(&key, update, None).await?;
+        self.table
+            .transact_write(vec![
+                TransactOp::Update {
+                    key,
+                    update: update.add(REVISION_ATTR, 1),
+                    condition: None,
+                },
+                TransactOp::Update {
+                    key: keys::listing_entry(pipeline.space_id, pipeline.id),
+                    update: entry.add(REVISION_ATTR, 1),
+                    condition: None,
+                },
+            ])
+            .await?;
         self.bump_listing_version(pipeline.space_id).await
     }
 
@@ -163,25 +182,52 @@ impl Repository {
         let mut update = Update::new()
             .set("governance_updated_by", user_id.to_string())
             .set("governance_updated_at", json(&now)?);
+        let mut entry = Update::new();
         if let Some(team_id) = team_id {
-            update = update.set_or_remove("team_id", team_id.map(|id| id.to_string()));
+            let team_id = team_id.map(|id| id.to_string());
+            update = update.set_or_remove("team_id", team_id.clone());
+            entry = entry.set_or_remove("team_id", team_id);
         }
         if let Some(criticality) = criticality {
-            update = update.set_or_remove("criticality", criticality.map(|c| c.as_str()));
+            let criticality = criticality.map(|c| c.as_str());
+            update = update.set_or_remove("criticality", criticality);
+            entry = entry.set_or_remove("criticality", criticality);
         }
         let key = keys::pipeline(space_id, pipeline_id);
-        match self
+        // The pipeline and its listing entry together, or neither (the entry's condition
+        // keeps a pipeline without an entry, one written before entries existed, from
+        // getting a partial one: `Repository::rebuild_listing` makes it whole).
+        let written = self
             .table
-            .update(&key, update, Some(Condition::Exists))
-            .await
-        {
-            Ok(item) => {
-                self.bump_listing_version(space_id).await?;
-                from_item(item)
+            .transact_write(vec![
+                TransactOp::Update {
+                    key: key.clone(),
+                    update: update.add(REVISION_ATTR, 1),
+                    condition: Some(Condition::Exists),
+                },
+                TransactOp::Update {
+                    key: keys::listing_entry(space_id, pipeline_id),
+                    update: entry.add(REVISION_ATTR, 1),
+                    condition: Some(Condition::Exists),
+                },
+            ])
+            .await;
+        match written {
+            Ok(()) => {}
+            Err(StoreError::TransactionCancelled { index: Some(0) }) => {
+                return Err(Error::NotFound("Pipeline not found"));
             }
-            Err(StoreError::ConditionFailed) => Err(Error::NotFound("Pipeline not found")),
-            Err(other) => Err(other.into()),
+            Err(StoreError::TransactionCancelled { index: Some(1) }) => {
+                return Err(Error::internal(format!(
+                    "pipeline {pipeline_id} has no listing entry: run `orchestration admin rebuild-listings`"
+                )));
+            }
+            Err(other) => return Err(other.into()),
         }
+        self.bump_listing_version(space_id).await?;
+        self.get_pipeline(space_id, pipeline_id)
+            .await?
+            .ok_or(Error::NotFound("Pipeline not found"))
     }
 
     /// Records that a user watches a pipeline (idempotent).

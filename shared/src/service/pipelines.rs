@@ -1,8 +1,8 @@
 //! Listing and reading pipelines with their summaries.
 //!
-//! A list reads the space's pipelines from the per-process listing cache (see
-//! `repo::listing`), then the run series of the pipelines on the requested page: one batch
-//! read (with the listing's version check) once the process has listed the space.
+//! A list filters and orders the space's listing entries (per-process cache, see
+//! `repo::listing`), then reads the pipelines on the requested page and their run series:
+//! one batch read (with the listing's version check) once the process has listed the space.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{PageRequest, Paged};
 use crate::api::PipelineView;
 use crate::auth::Caller;
+use crate::domain::listing::ListingEntry;
 use crate::domain::model::{Criticality, Pipeline, PipelineStatus, Provider};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
@@ -34,7 +35,7 @@ pub struct PipelineFilter {
 }
 
 impl PipelineFilter {
-    pub fn matches(&self, pipeline: &Pipeline, watched: bool) -> bool {
+    pub fn matches(&self, pipeline: &ListingEntry, watched: bool) -> bool {
         let contains = |haystack: &str, needle: &str| haystack.to_lowercase().contains(needle);
         self.provider.is_none_or(|p| p == pipeline.provider)
             && self.status.is_none_or(|s| s == pipeline.status())
@@ -74,29 +75,41 @@ pub async fn list(
     // selection is made on the listing returned with it, so its positions index that listing.
     let found = repo
         .list_pipelines_selecting(caller.space_id, |listing| {
-            let matching: Vec<usize> = (0..listing.pipelines.len())
+            let matching: Vec<usize> = (0..listing.entries.len())
                 .filter(|&i| {
-                    let p = &listing.pipelines[i];
-                    filter.matches(p, listing.is_watched(caller.user_id, p.id))
+                    let entry = &listing.entries[i];
+                    filter.matches(entry, listing.is_watched(caller.user_id, entry.pipeline_id))
                 })
                 .collect();
             let total = matching.len() as u64;
             let on_page = page.slice(matching);
-            let ids = on_page.iter().map(|&i| listing.pipelines[i].id).collect();
+            let ids = on_page
+                .iter()
+                .map(|&i| listing.entries[i].pipeline_id)
+                .collect();
             ((total, on_page), ids)
         })
         .await?;
     let (total, on_page) = found.selection;
     let mut series = found.series;
-    let items = on_page
-        .into_iter()
-        .map(|i| {
-            let pipeline = found.listing.pipelines[i].clone();
-            let is_watched = found.listing.is_watched(caller.user_id, pipeline.id);
-            let pipeline_series = series.remove(&pipeline.id).unwrap_or_default();
-            PipelineView::new(pipeline, &pipeline_series, is_watched, days, now)
-        })
-        .collect();
+    let mut items = Vec::with_capacity(on_page.len());
+    for i in on_page {
+        let id = found.listing.entries[i].pipeline_id;
+        // An entry is written in the same transaction as its pipeline: one without is a bug.
+        let pipeline = found
+            .pipelines
+            .get(&id)
+            .ok_or_else(|| Error::internal(format!("listing entry {id} has no pipeline item")))?;
+        let is_watched = found.listing.is_watched(caller.user_id, id);
+        let pipeline_series = series.remove(&id).unwrap_or_default();
+        items.push(PipelineView::new(
+            Pipeline::clone(pipeline),
+            &pipeline_series,
+            is_watched,
+            days,
+            now,
+        ));
+    }
     Ok(Paged { items, total, page })
 }
 

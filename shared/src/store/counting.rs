@@ -17,6 +17,10 @@ use super::{
 pub struct CountingTable {
     inner: Arc<dyn Table>,
     requests: AtomicU64,
+    /// Requests as DynamoDB would count them: a batch read of more than 100 keys is several.
+    dynamodb_requests: AtomicU64,
+    /// Bytes of the items read (their JSON text: close to DynamoDB's item size).
+    bytes_read: AtomicU64,
     /// Partition key of every item written (put, update, delete), in order.
     written: Mutex<Vec<String>>,
 }
@@ -26,6 +30,8 @@ impl CountingTable {
         Self {
             inner,
             requests: AtomicU64::new(0),
+            dynamodb_requests: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
             written: Mutex::new(Vec::new()),
         }
     }
@@ -35,13 +41,35 @@ impl CountingTable {
         self.requests.swap(0, Ordering::SeqCst)
     }
 
+    /// DynamoDB requests and bytes read since the last call, and resets both.
+    pub fn take_read_cost(&self) -> (u64, u64) {
+        (
+            self.dynamodb_requests.swap(0, Ordering::SeqCst),
+            self.bytes_read.swap(0, Ordering::SeqCst),
+        )
+    }
+
     /// Partition keys of the items written since the last call (one entry per item write).
     pub fn take_written(&self) -> Vec<String> {
         std::mem::take(&mut self.written.lock().expect("counter lock"))
     }
 
     fn tally(&self) {
+        self.tally_as(1);
+    }
+
+    fn tally_as(&self, dynamodb_requests: u64) {
         self.requests.fetch_add(1, Ordering::SeqCst);
+        self.dynamodb_requests
+            .fetch_add(dynamodb_requests, Ordering::SeqCst);
+    }
+
+    fn read<'a>(&self, items: impl IntoIterator<Item = &'a Item>) {
+        let bytes: usize = items
+            .into_iter()
+            .map(|item| serde_json::to_string(item).map_or(0, |text| text.len()))
+            .sum();
+        self.bytes_read.fetch_add(bytes as u64, Ordering::SeqCst);
     }
 
     fn wrote<'a>(&self, partitions: impl IntoIterator<Item = &'a str>) {
@@ -58,12 +86,16 @@ fn partition(item: &Item) -> &str {
 impl Table for CountingTable {
     async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
         self.tally();
-        self.inner.get(key).await
+        let found = self.inner.get(key).await?;
+        self.read(found.as_ref());
+        Ok(found)
     }
 
     async fn batch_get(&self, keys: &[Key]) -> StoreResult<Vec<Item>> {
-        self.tally();
-        self.inner.batch_get(keys).await
+        self.tally_as(keys.len().div_ceil(100).max(1) as u64);
+        let found = self.inner.batch_get(keys).await?;
+        self.read(&found);
+        Ok(found)
     }
 
     async fn put(&self, item: Item, condition: Option<Condition>) -> StoreResult<()> {
@@ -91,7 +123,9 @@ impl Table for CountingTable {
 
     async fn query(&self, query: &Query) -> StoreResult<QueryPage> {
         self.tally();
-        self.inner.query(query).await
+        let page = self.inner.query(query).await?;
+        self.read(&page.items);
+        Ok(page)
     }
 
     async fn count(&self, query: &Query) -> StoreResult<CountPage> {

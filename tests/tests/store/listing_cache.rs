@@ -105,6 +105,75 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
     let list = listed(&app, "?status=failed").await;
     assert_eq!(dag_ids(&list), ["bravo"], "ingest: {list:?}");
     assert_eq!(list[0].2, "failed");
+
+    // A sync changes only what the list shows from the pipeline itself, not its listing
+    // entry (here its schedule): the page reads that pipeline again, as its revision moved.
+    let rescheduled = Pipeline {
+        schedule: Some("*/7 * * * *".into()),
+        synced_at: now,
+        ..b.clone()
+    };
+    other.upsert_pipeline_metadata(&rescheduled).await.unwrap();
+    let (status, list) = body(app.get("/pipelines", Some(&app.keys.viewer)).await).await;
+    assert_eq!(status, 200);
+    let bravo = list
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["dag_id"] == "bravo"))
+        .expect("bravo is listed");
+    assert_eq!(bravo["schedule"], "*/7 * * * *", "sync metadata: {bravo}");
 }
 
-on_both_backends!(writes_by_another_process_show_in_the_next_list);
+/// A space stored before listing entries existed (watches and the listing version under
+/// `PIPELINE#`, no `LIST#` items) lists nothing until `rebuild_listing`, then everything, its
+/// watches included; rebuilding again changes nothing.
+async fn a_listing_stored_before_entries_is_rebuilt(backend: Backend) {
+    use shared::keys;
+    use shared::store::{Key, Table};
+
+    let app = TestApp::spawn(backend).await;
+    let alpha = app.add_pipeline(&app.connector, "alpha", |_| {}).await;
+    let bravo = app.add_pipeline(&app.connector, "bravo", |_| {}).await;
+    app.repo
+        .put_watch(&alpha, app.viewer_id, Utc::now())
+        .await
+        .unwrap();
+    let table: &dyn Table = app.requests.as_ref();
+    // The former layout: no entries, the watch at its former place.
+    for pipeline in [&alpha, &bravo] {
+        let entry = keys::listing_entry(app.space.id, pipeline.id);
+        table.delete(&entry, None).await.unwrap();
+    }
+    let watch_key = keys::watch(app.space.id, app.viewer_id, alpha.id);
+    let mut watch = table.get(&watch_key).await.unwrap().expect("the watch");
+    let former = Key::new(
+        keys::space_partition(app.space.id),
+        format!("PIPELINE#{}#WATCH#{}", alpha.id, app.viewer_id),
+    );
+    watch.insert("SK".into(), former.sk.clone().into());
+    table.put(watch, None).await.unwrap();
+    table.delete(&watch_key, None).await.unwrap();
+
+    let fresh = Repository::new(app.requests.clone());
+    assert!(
+        fresh
+            .watched_pipeline_ids(app.space.id, app.viewer_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(fresh.rebuild_listing(app.space.id).await.unwrap(), (2, 1));
+    assert_eq!(fresh.rebuild_listing(app.space.id).await.unwrap(), (0, 0));
+    assert!(
+        table.get(&former).await.unwrap().is_none(),
+        "the former watch is gone"
+    );
+    let list = listed(&app, "").await;
+    assert_eq!(dag_ids(&list), ["alpha", "bravo"]);
+    assert_eq!(list[0].3, Value::Bool(true), "alpha is watched: {list:?}");
+    assert_eq!(list[1].3, Value::Bool(false));
+}
+
+on_both_backends!(
+    writes_by_another_process_show_in_the_next_list,
+    a_listing_stored_before_entries_is_rebuilt
+);
