@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::listing::ListingChange;
 use super::pipelines::{REVISION_ATTR, decode_series, series_item};
 use super::{Repository, from_item, json, to_item};
 use crate::domain::model::{Pipeline, Run, RunRef, RunStatus, TaskRun};
@@ -128,7 +129,9 @@ impl Repository {
         let outcome = self.ingest_runs_with_retries(pipeline, runs, now).await;
         // Whatever the outcome, some groups may have been committed (each updates the
         // pipeline item's run references): cached listings of the space must be re-read.
-        let bumped = self.bump_listing_version(pipeline.space_id).await;
+        let bumped = self
+            .bump_listing_version(pipeline.space_id, Some(ListingChange::Entry(pipeline.id)))
+            .await;
         let report = outcome?;
         bumped?;
         Ok(report)

@@ -170,6 +170,63 @@ impl ListingCache {
     }
 }
 
+/// Versions whose change a version item remembers (one slot each, reused modulo).
+const CHANGE_SLOTS: u64 = 64;
+
+fn change_slot(version: u64) -> String {
+    format!("change_{}", version % CHANGE_SLOTS)
+}
+
+/// What one write to a space's listing changed (recorded with the version it made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListingChange {
+    /// A pipeline item and its listing entry.
+    Entry(Uuid),
+    /// A watch, put or deleted.
+    Watch { pipeline_id: Uuid, user_id: Uuid },
+}
+
+impl ListingChange {
+    /// `<version> E <pipeline>` or `<version> W <pipeline> <user>`.
+    fn encode(self, version: u64) -> String {
+        match self {
+            ListingChange::Entry(pipeline) => format!("{version} E {pipeline}"),
+            ListingChange::Watch {
+                pipeline_id,
+                user_id,
+            } => format!("{version} W {pipeline_id} {user_id}"),
+        }
+    }
+
+    /// The change recorded for `version` in its slot, if the slot holds that version's.
+    fn decode(version_item: &Item, version: u64) -> Option<Self> {
+        let text = version_item.get(&change_slot(version))?.as_str()?;
+        let mut parts = text.split(' ');
+        if parts.next()?.parse::<u64>().ok()? != version {
+            return None;
+        }
+        let change = match (parts.next()?, parts.next()?.parse().ok()?) {
+            ("E", pipeline) => ListingChange::Entry(pipeline),
+            ("W", pipeline_id) => ListingChange::Watch {
+                pipeline_id,
+                user_id: parts.next()?.parse().ok()?,
+            },
+            _ => return None,
+        };
+        Some(change)
+    }
+
+    /// Every change from `from` (exclusive) to `to` (inclusive), if the item remembers all.
+    fn between(version_item: &Item, from: u64, to: u64) -> Option<Vec<Self>> {
+        if to <= from || to - from > CHANGE_SLOTS {
+            return None;
+        }
+        (from + 1..=to)
+            .map(|version| Self::decode(version_item, version))
+            .collect()
+    }
+}
+
 /// What the batch reads of one list found for its page.
 #[derive(Default)]
 struct PageRead {
@@ -187,6 +244,18 @@ impl PageRead {
             series: self.series,
         }
     }
+}
+
+/// A listing entry item; the pipeline's id is in its key only (see
+/// `upsert_pipeline_metadata`).
+fn decode_entry(mut item: Item) -> Result<ListingEntry> {
+    let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
+    let pipeline_id = sort_key
+        .strip_prefix(keys::LISTING_PREFIX)
+        .unwrap_or_default()
+        .to_string();
+    item.insert("pipeline_id".into(), pipeline_id.into());
+    from_item(item)
 }
 
 fn version_of_item(item: &Item) -> u64 {
@@ -216,29 +285,115 @@ impl Repository {
         };
         let (selection, ids) = select(&listing);
         let mut page = PageRead::default();
-        let version = self
+        let version_item = self
             .read_page(&listing, &ids, (!checked).then_some(space_id), &mut page)
             .await?;
-        if checked || version == Some(listing.version) {
+        let Some(version_item) = version_item.filter(|_| !checked) else {
+            return Ok(page.into_selected(listing, selection));
+        };
+        let version = version_of_item(&version_item);
+        if version == listing.version {
             return Ok(page.into_selected(listing, selection));
         }
 
-        let listing = self.load_listing(space_id).await?;
+        // The space changed: re-read only what changed when the version item remembers it,
+        // else the whole listing.
+        let listing = match ListingChange::between(&version_item, listing.version, version) {
+            Some(changes) => self.patch_listing(&listing, version, &changes).await?,
+            None => self.load_listing(space_id).await?,
+        };
         let (selection, ids) = select(&listing);
         self.read_page(&listing, &ids, None, &mut page).await?;
         Ok(page.into_selected(listing, selection))
     }
 
+    /// The cached `listing` brought to `version` by re-reading what `changes` name (one
+    /// batch read: the changed entries with their pipelines, and the changed watches), cached.
+    async fn patch_listing(
+        &self,
+        listing: &PipelineListing,
+        version: u64,
+        changes: &[ListingChange],
+    ) -> Result<Arc<PipelineListing>> {
+        let space_id = listing.space_id;
+        let mut wanted = Vec::new();
+        let mut changed_entries = HashSet::new();
+        let mut changed_watches = HashSet::new();
+        for change in changes {
+            match *change {
+                ListingChange::Entry(pipeline_id) => {
+                    if changed_entries.insert(pipeline_id) {
+                        wanted.push(keys::listing_entry(space_id, pipeline_id));
+                        wanted.push(keys::pipeline(space_id, pipeline_id));
+                    }
+                }
+                ListingChange::Watch {
+                    pipeline_id,
+                    user_id,
+                } => {
+                    if changed_watches.insert((user_id, pipeline_id)) {
+                        wanted.push(keys::watch(space_id, user_id, pipeline_id));
+                    }
+                }
+            }
+        }
+        let mut entries: HashMap<Uuid, ListingEntry> = HashMap::new();
+        let mut watched = HashSet::new();
+        for item in self.table.batch_get(&wanted).await? {
+            let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
+            if sort_key.contains(keys::WATCH_INFIX) {
+                let user = item.get("user_id").and_then(Value::as_str);
+                if let (Some(user), Some(pipeline)) =
+                    (user.and_then(|u| u.parse().ok()), pipeline_id_of(&item))
+                {
+                    watched.insert((user, pipeline));
+                }
+            } else if sort_key.starts_with(keys::LISTING_PREFIX) {
+                let entry = decode_entry(item)?;
+                entries.insert(entry.pipeline_id, entry);
+            } else {
+                let rev = revision_of(&item);
+                self.listings
+                    .store_pipeline(rev, Arc::new(from_item::<Pipeline>(item)?));
+            }
+        }
+        let mut patched = PipelineListing {
+            space_id,
+            version,
+            entries: listing
+                .entries
+                .iter()
+                .filter(|entry| !changed_entries.contains(&entry.pipeline_id))
+                .cloned()
+                .collect(),
+            watches: listing.watches.clone(),
+        };
+        patched.entries.extend(entries.into_values());
+        patched
+            .entries
+            .sort_by_cached_key(ListingEntry::list_order_key);
+        for watch in changed_watches {
+            if watched.contains(&watch) {
+                patched.watches.insert(watch);
+            } else {
+                patched.watches.remove(&watch);
+            }
+        }
+        let patched = Arc::new(patched);
+        self.listings.store(space_id, patched.clone());
+        Ok(patched)
+    }
+
     /// Reads what `ids` still need (series not read yet, pipelines not held at the listing's
-    /// revision) in one batch read, with the space's listing version when `version_of` names
-    /// the space: returns the version read.
+    /// revision) in one batch read, with the space's listing version item when `version_of`
+    /// names the space: returns that item (an empty one if the space has none yet).
     async fn read_page(
         &self,
         listing: &PipelineListing,
         ids: &[Uuid],
         version_of: Option<Uuid>,
         page: &mut PageRead,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Item>> {
         let mut wanted: Vec<Key> = version_of
             .map(keys::pipeline_listing_version)
             .into_iter()
@@ -269,7 +424,7 @@ impl Repository {
         for item in self.table.batch_get(&wanted).await? {
             let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
             if sort_key == keys::LISTING_PREFIX {
-                version = Some(version_of_item(&item));
+                version = Some(item);
             } else if sort_key == "SERIES" {
                 if let Some(id) = pipeline_id_of(&item) {
                     page.series.insert(id, decode_series(&item)?);
@@ -283,7 +438,7 @@ impl Repository {
             }
         }
         if version_of.is_some() && version.is_none() {
-            version = Some(0);
+            version = Some(Item::new());
         }
         Ok(version)
     }
@@ -311,14 +466,8 @@ impl Repository {
                 {
                     listing.watches.insert((user, pipeline));
                 }
-            } else if let Some(pipeline_id) = sort_key
-                .strip_prefix(keys::LISTING_PREFIX)
-                .map(str::to_string)
-            {
-                // The pipeline's id is in the key only (see `upsert_pipeline_metadata`).
-                let mut item = item;
-                item.insert("pipeline_id".into(), pipeline_id.into());
-                listing.entries.push(from_item(item)?);
+            } else if sort_key.starts_with(keys::LISTING_PREFIX) {
+                listing.entries.push(decode_entry(item)?);
             }
         }
         listing.space_id = space_id;
@@ -405,20 +554,71 @@ impl Repository {
                 }
             }
         }
-        self.bump_listing_version(space_id).await?;
+        self.bump_listing_version(space_id, None).await?;
         Ok((entries, watches))
     }
 
     /// Counts a write to a pipeline or watch item of the space, after the write: every process
-    /// holding the space's listing re-reads it on its next list.
-    pub(crate) async fn bump_listing_version(&self, space_id: Uuid) -> Result<()> {
+    /// holding the space's listing re-reads it on its next list. The change is recorded in
+    /// the version item's slot for the new version (`change_<version % 64>`), so a process
+    /// holding the listing a few versions back re-reads only what changed; without a change
+    /// (or with the slot missing, e.g. the writer died in between) it re-reads everything.
+    pub(crate) async fn bump_listing_version(
+        &self,
+        space_id: Uuid,
+        change: Option<ListingChange>,
+    ) -> Result<()> {
+        let key = keys::pipeline_listing_version(space_id);
         let update = Update::new()
             .set("kind", "pipeline_listing_version")
             .set("space_id", space_id.to_string())
             .add(VERSION_ATTR, 1);
-        self.table
-            .update(&keys::pipeline_listing_version(space_id), update, None)
-            .await?;
+        let item = self.table.update(&key, update, None).await?;
+        if let Some(change) = change {
+            let version = version_of_item(&item);
+            let slot = Update::new().set(&change_slot(version), change.encode(version));
+            self.table.update(&key, slot, None).await?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item_with(changes: &[(u64, ListingChange)]) -> Item {
+        let mut item = Item::new();
+        for (version, change) in changes {
+            item.insert(change_slot(*version), change.encode(*version).into());
+        }
+        item
+    }
+
+    #[test]
+    fn changes_between_versions_are_known_only_when_every_slot_holds_its_version() {
+        let (a, b, user) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let watch = ListingChange::Watch {
+            pipeline_id: b,
+            user_id: user,
+        };
+        let item = item_with(&[(5, ListingChange::Entry(a)), (6, watch)]);
+        assert_eq!(
+            ListingChange::between(&item, 4, 6),
+            Some(vec![ListingChange::Entry(a), watch])
+        );
+        assert_eq!(ListingChange::between(&item, 5, 6), Some(vec![watch]));
+        // Version 4's change is not recorded (a writer died before its slot), 7 not yet.
+        assert_eq!(ListingChange::between(&item, 3, 6), None);
+        assert_eq!(ListingChange::between(&item, 5, 7), None);
+        // A slot reused by a later version no longer describes the earlier one.
+        let reused = item_with(&[(5 + CHANGE_SLOTS, ListingChange::Entry(b))]);
+        assert_eq!(ListingChange::between(&reused, 4, 5), None);
+        assert_eq!(
+            ListingChange::between(&item, 6, 6),
+            None,
+            "nothing to patch"
+        );
+        assert_eq!(ListingChange::between(&item, 0, CHANGE_SLOTS + 1), None);
     }
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::listing::ListingChange;
 use super::{Repository, from_item, json, to_item};
 use crate::domain::model::{Criticality, Pipeline};
 use crate::domain::summary::RunSeries;
@@ -166,7 +167,8 @@ impl Repository {
                 },
             ])
             .await?;
-        self.bump_listing_version(pipeline.space_id).await
+        self.bump_listing_version(pipeline.space_id, Some(ListingChange::Entry(pipeline.id)))
+            .await
     }
 
     /// Sets the platform-owned governance fields of a pipeline (404 if absent).
@@ -224,7 +226,8 @@ impl Repository {
             }
             Err(other) => return Err(other.into()),
         }
-        self.bump_listing_version(space_id).await?;
+        self.bump_listing_version(space_id, Some(ListingChange::Entry(pipeline_id)))
+            .await?;
         self.get_pipeline(space_id, pipeline_id)
             .await?
             .ok_or(Error::NotFound("Pipeline not found"))
@@ -257,7 +260,12 @@ impl Repository {
             None,
         )?;
         self.table.put(item, None).await?;
-        self.bump_listing_version(pipeline.space_id).await
+        let change = ListingChange::Watch {
+            pipeline_id: pipeline.id,
+            user_id,
+        };
+        self.bump_listing_version(pipeline.space_id, Some(change))
+            .await
     }
 
     pub async fn delete_watch(
@@ -269,6 +277,10 @@ impl Repository {
         self.table
             .delete(&keys::watch(space_id, user_id, pipeline_id), None)
             .await?;
-        self.bump_listing_version(space_id).await
+        let change = ListingChange::Watch {
+            pipeline_id,
+            user_id,
+        };
+        self.bump_listing_version(space_id, Some(change)).await
     }
 }

@@ -121,6 +121,43 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
         .and_then(|items| items.iter().find(|p| p["dag_id"] == "bravo"))
         .expect("bravo is listed");
     assert_eq!(bravo["schedule"], "*/7 * * * *", "sync metadata: {bravo}");
+
+    // More writes than the version item remembers (64): the next list re-reads everything.
+    // The first of them (to bravo) is one only that full re-read can see.
+    other
+        .set_pipeline_governance(
+            app.space.id,
+            b.id,
+            None,
+            Some(Some(Criticality::Critical)),
+            app.admin_id,
+            now,
+        )
+        .await
+        .unwrap();
+    for i in 0..69 {
+        let level = if i % 2 == 0 {
+            Criticality::Medium
+        } else {
+            Criticality::Low
+        };
+        other
+            .set_pipeline_governance(
+                app.space.id,
+                a.id,
+                None,
+                Some(Some(level)),
+                app.admin_id,
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let list = listed(&app, "").await;
+    let alpha = list.iter().find(|(dag, ..)| dag == "alpha").unwrap();
+    let bravo = list.iter().find(|(dag, ..)| dag == "bravo").unwrap();
+    assert_eq!(bravo.1, "critical", "the first of 70 writes: {list:?}");
+    assert_eq!(alpha.1, "medium", "after 70 writes: {list:?}");
 }
 
 /// A space stored before listing entries existed (watches and the listing version under
