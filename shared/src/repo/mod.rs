@@ -8,6 +8,7 @@ mod directory;
 mod idempotency;
 mod ingest;
 mod listing;
+mod listing_changes;
 mod pipelines;
 mod rate_limits;
 mod runs;
