@@ -1,5 +1,9 @@
 //! `orchestration`: the local server (`serve`, optionally with demo data) and admin commands.
 
+/// mimalloc: see the workspace Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;

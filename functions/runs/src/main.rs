@@ -1,5 +1,9 @@
 //! Lambda entry point: configuration and clients once, then the router under `lambda_http`.
 
+/// mimalloc: see the workspace Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();

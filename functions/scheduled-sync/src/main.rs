@@ -1,6 +1,10 @@
 //! Lambda entry point for the EventBridge schedule: configuration and clients once, then the
 //! handler under `lambda_runtime`.
 
+/// mimalloc: see the workspace Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use lambda_runtime::{LambdaEvent, service_fn};
 use scheduled_sync_function::handle;
 use serde_json::Value;

@@ -263,6 +263,20 @@ impl RunSeries {
         &self.buckets
     }
 
+    /// Bytes this series holds on the heap (for cache budgets).
+    pub fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.samples.capacity() * std::mem::size_of::<RunSample>()
+            + self
+                .buckets
+                .iter()
+                .map(|bucket| {
+                    std::mem::size_of::<HourBucket>()
+                        + bucket.bins.capacity() * std::mem::size_of::<(u16, u64)>()
+                })
+                .sum::<usize>()
+    }
+
     /// Runs counted in the series, in both tiers.
     pub fn runs(&self) -> u64 {
         self.samples.len() as u64 + self.buckets.iter().map(|b| b.total).sum::<u64>()

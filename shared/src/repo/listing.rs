@@ -8,9 +8,11 @@
 //! requested page, in the same batch read as the page's run series.
 //!
 //! Each process keeps, per space, the entries it read with the listing version they were read
-//! at, and the full pipelines it read with their revision (an entry and its pipeline share
-//! one, incremented together): a list re-reads the entries only when the version moved, and a
-//! pipeline only when its entry's revision moved.
+//! at, and the full pipelines and run series it read with their revision (an entry and its
+//! pipeline share one, incremented together, and every write of the run series increments it
+//! too, in the same transaction): a list re-reads the entries only when the version moved, and
+//! a pipeline or series only when its entry's revision moved. A warm list therefore reads the
+//! version item alone.
 //!
 //! Correctness rests on two orders:
 //! - writers write a pipeline or watch item first and increment the version after
@@ -50,7 +52,13 @@ const MAX_CACHED_PIPELINES: usize = 20_000;
 /// Full pipelines cached per process (a decoded pipeline is a few KB, Airflow's DAG object
 /// included): the pages recently served. Past this the cache is emptied and refills.
 const MAX_CACHED_FULL_PIPELINES: usize = 5_000;
+/// Decoded run series cached per process, in bytes ([`RunSeries::heap_size`]): a series is a
+/// few KB for a daily DAG and up to ~90 KB for one running every few minutes. Past this the
+/// cache is emptied and refills.
+const MAX_CACHED_SERIES_BYTES: usize = 32 << 20;
 const VERSION_ATTR: &str = "version";
+/// The sort key of a run series item (`keys::run_series`).
+const SERIES_SORT_KEY: &str = "SERIES";
 /// The pipeline items' prefix in the space partition (where watches and the listing version
 /// also lived before listing entries existed).
 const LEGACY_PREFIX: &str = "PIPELINE#";
@@ -98,7 +106,7 @@ pub struct SelectedListing<S> {
     pub listing: Arc<PipelineListing>,
     pub selection: S,
     pub pipelines: HashMap<Uuid, Arc<Pipeline>>,
-    pub series: HashMap<Uuid, RunSeries>,
+    pub series: HashMap<Uuid, Arc<RunSeries>>,
 }
 
 struct Cached {
@@ -112,6 +120,14 @@ pub(crate) struct ListingCache {
     entries: Mutex<HashMap<Uuid, Cached>>,
     /// Full pipelines by id, with the revision they were read at.
     pipelines: Mutex<HashMap<Uuid, (u64, Arc<Pipeline>)>>,
+    /// Run series by pipeline id, with the revision they are current at.
+    series: Mutex<SeriesCache>,
+}
+
+#[derive(Default)]
+struct SeriesCache {
+    by_pipeline: HashMap<Uuid, (u64, Arc<RunSeries>)>,
+    bytes: usize,
 }
 
 impl ListingCache {
@@ -172,12 +188,47 @@ impl ListingCache {
     }
 }
 
+impl ListingCache {
+    /// The cached series of a pipeline, if it is current at revision `rev` or later.
+    fn series(&self, pipeline_id: Uuid, rev: u64) -> Option<Arc<RunSeries>> {
+        let cache = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .by_pipeline
+            .get(&pipeline_id)
+            .filter(|(cached_rev, _)| *cached_rev >= rev)
+            .map(|(_, series)| series.clone())
+    }
+
+    /// Keeps a series read after its entry was seen at revision `rev` (so it is current at
+    /// `rev` at least).
+    fn store_series(&self, pipeline_id: Uuid, rev: u64, series: Arc<RunSeries>) {
+        let mut cache = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if cache
+            .by_pipeline
+            .get(&pipeline_id)
+            .is_some_and(|(held_rev, _)| *held_rev > rev)
+        {
+            return;
+        }
+        let size = series.heap_size();
+        if cache.bytes + size > MAX_CACHED_SERIES_BYTES {
+            cache.by_pipeline.clear();
+            cache.bytes = 0;
+        }
+        if let Some((_, replaced)) = cache.by_pipeline.insert(pipeline_id, (rev, series)) {
+            cache.bytes = cache.bytes.saturating_sub(replaced.heap_size());
+        }
+        cache.bytes += size;
+    }
+}
+
 /// What the batch reads of one list found for its page.
 #[derive(Default)]
 struct PageRead {
     pipelines: HashMap<Uuid, Arc<Pipeline>>,
     revisions: HashMap<Uuid, u64>,
-    series: HashMap<Uuid, RunSeries>,
+    /// Each series with the revision it is known current at.
+    series: HashMap<Uuid, (u64, Arc<RunSeries>)>,
 }
 
 impl PageRead {
@@ -186,7 +237,11 @@ impl PageRead {
             listing,
             selection,
             pipelines: self.pipelines,
-            series: self.series,
+            series: self
+                .series
+                .into_iter()
+                .map(|(id, (_, series))| (id, series))
+                .collect(),
         }
     }
 }
@@ -244,7 +299,10 @@ impl Repository {
         // The space changed: re-read only what changed when the version item remembers it,
         // else the whole listing.
         let listing = match ListingChange::between(&version_item, listing.version, version) {
-            Some(changes) => self.patch_listing(&listing, version, &changes).await?,
+            Some(changes) => {
+                self.patch_listing(&listing, version, &changes, &mut page)
+                    .await?
+            }
             None => self.load_listing(space_id).await?,
         };
         let (selection, ids) = select(&listing);
@@ -253,12 +311,19 @@ impl Repository {
     }
 
     /// The cached `listing` brought to `version` by re-reading what `changes` name (one
-    /// batch read: the changed entries with their pipelines, and the changed watches), cached.
+    /// batch read: the changed entries with their pipelines and run series, and the changed
+    /// watches), cached. The series go to `page` for this list at the entries' new revision.
+    ///
+    /// The process cache keeps those series at the entries' former revision: a batch read is
+    /// not a snapshot, so a series read beside its entry may predate the transaction that
+    /// wrote the entry's revision; the next list reads it again with the version item (no
+    /// extra request) and caches it at the revision it then knows.
     async fn patch_listing(
         &self,
         listing: &PipelineListing,
         version: u64,
         changes: &[ListingChange],
+        page: &mut PageRead,
     ) -> Result<Arc<PipelineListing>> {
         let space_id = listing.space_id;
         let mut wanted = Vec::new();
@@ -270,6 +335,7 @@ impl Repository {
                     if changed_entries.insert(pipeline_id) {
                         wanted.push(keys::listing_entry(space_id, pipeline_id));
                         wanted.push(keys::pipeline(space_id, pipeline_id));
+                        wanted.push(keys::run_series(pipeline_id));
                     }
                 }
                 ListingChange::Watch {
@@ -284,9 +350,14 @@ impl Repository {
         }
         let mut entries: HashMap<Uuid, ListingEntry> = HashMap::new();
         let mut watched = HashSet::new();
+        let mut series_read = Vec::new();
         for item in self.table.batch_get(&wanted).await? {
             let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
-            if sort_key.contains(keys::WATCH_INFIX) {
+            if sort_key == SERIES_SORT_KEY {
+                if let Some(id) = pipeline_id_of(&item) {
+                    series_read.push((id, Arc::new(decode_series(&item)?)));
+                }
+            } else if sort_key.contains(keys::WATCH_INFIX) {
                 let user = item.get("user_id").and_then(Value::as_str);
                 if let (Some(user), Some(pipeline)) =
                     (user.and_then(|u| u.parse().ok()), pipeline_id_of(&item))
@@ -300,6 +371,14 @@ impl Repository {
                 let rev = revision_of(&item);
                 self.listings
                     .store_pipeline(rev, Arc::new(from_item::<Pipeline>(item)?));
+            }
+        }
+        for (id, series) in series_read {
+            if let Some(former_rev) = listing.revision(id) {
+                self.listings.store_series(id, former_rev, series.clone());
+            }
+            if let Some(entry) = entries.get(&id) {
+                page.series.insert(id, (entry.rev, series));
             }
         }
         let mut patched = PipelineListing {
@@ -329,9 +408,9 @@ impl Repository {
         Ok(patched)
     }
 
-    /// Reads what `ids` still need (series not read yet, pipelines not held at the listing's
-    /// revision) in one batch read, with the space's listing version item when `version_of`
-    /// names the space: returns that item (an empty one if the space has none yet).
+    /// Reads what `ids` still need (pipelines and series not held at the listing's revision)
+    /// in one batch read, with the space's listing version item when `version_of` names the
+    /// space: returns that item (an empty one if the space has none yet).
     async fn read_page(
         &self,
         listing: &PipelineListing,
@@ -358,8 +437,16 @@ impl Repository {
                     None => wanted.push(keys::pipeline(listing.space_id, id)),
                 }
             }
-            if !page.series.contains_key(&id) {
-                wanted.push(keys::run_series(id));
+            // A series this list read or took from the cache for an older listing (before it
+            // saw the space change) is read again if the entry's revision moved since.
+            let series_current = page.series.get(&id).is_some_and(|(read, _)| *read >= rev);
+            if !series_current {
+                match self.listings.series(id, rev) {
+                    Some(series) => {
+                        page.series.insert(id, (rev, series));
+                    }
+                    None => wanted.push(keys::run_series(id)),
+                }
             }
         }
         if wanted.is_empty() {
@@ -370,9 +457,14 @@ impl Repository {
             let sort_key = item.get(SK).and_then(Value::as_str).unwrap_or_default();
             if sort_key == keys::LISTING_PREFIX {
                 version = Some(item);
-            } else if sort_key == "SERIES" {
+            } else if sort_key == SERIES_SORT_KEY {
                 if let Some(id) = pipeline_id_of(&item) {
-                    page.series.insert(id, decode_series(&item)?);
+                    let series = Arc::new(decode_series(&item)?);
+                    // Read after the listing showed the entry at this revision: the series
+                    // is at least that current (they are written in one transaction).
+                    let rev = listing.revision(id).unwrap_or(0);
+                    self.listings.store_series(id, rev, series.clone());
+                    page.series.insert(id, (rev, series));
                 }
             } else {
                 let rev = revision_of(&item);

@@ -19,7 +19,7 @@ pub struct CountingTable {
     requests: AtomicU64,
     /// Requests as DynamoDB would count them: a batch read of more than 100 keys is several.
     dynamodb_requests: AtomicU64,
-    /// Bytes of the items read (their JSON text: close to DynamoDB's item size).
+    /// Bytes of the items read, as DynamoDB sizes items ([`dynamodb_item_size`]).
     bytes_read: AtomicU64,
     /// Partition key of every item written (put, update, delete), in order.
     written: Mutex<Vec<String>>,
@@ -65,16 +65,54 @@ impl CountingTable {
     }
 
     fn read<'a>(&self, items: impl IntoIterator<Item = &'a Item>) {
-        let bytes: usize = items
-            .into_iter()
-            .map(|item| serde_json::to_string(item).map_or(0, |text| text.len()))
-            .sum();
+        let bytes: usize = items.into_iter().map(dynamodb_item_size).sum();
         self.bytes_read.fetch_add(bytes as u64, Ordering::SeqCst);
     }
 
     fn wrote<'a>(&self, partitions: impl IntoIterator<Item = &'a str>) {
         let mut written = self.written.lock().expect("counter lock");
         written.extend(partitions.into_iter().map(str::to_string));
+    }
+}
+
+/// An item's size as DynamoDB counts it for capacity and its 400 KB limit, with items mapped
+/// as the DynamoDB adapter maps them (serde_dynamo: strings S, numbers N, arrays L, objects M):
+/// each attribute's name plus its value, a string its UTF-8 length, a number about one byte per
+/// two significant digits plus one, a list or map 3 bytes plus one per element plus the
+/// elements, a boolean or null 1 byte.
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>)
+pub fn dynamodb_item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + dynamodb_value_size(value))
+        .sum()
+}
+
+fn dynamodb_value_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.len(),
+        Value::Number(number) => {
+            let digits = number
+                .to_string()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>();
+            let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+            significant.max(1).div_ceil(2) + 1
+        }
+        Value::Bool(_) | Value::Null => 1,
+        Value::Array(values) => {
+            3 + values
+                .iter()
+                .map(|v| 1 + dynamodb_value_size(v))
+                .sum::<usize>()
+        }
+        Value::Object(map) => {
+            3 + map
+                .iter()
+                .map(|(name, v)| 1 + name.len() + dynamodb_value_size(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -156,5 +194,33 @@ impl Table for CountingTable {
 
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::dynamodb_item_size;
+
+    #[test]
+    fn item_sizes_follow_dynamodb_rules() {
+        let item = |value: serde_json::Value| value.as_object().cloned().expect("an object");
+        // Name and string lengths.
+        assert_eq!(dynamodb_item_size(&item(json!({"PK": "SPACE#a"}))), 2 + 7);
+        // Numbers: one byte per two significant digits, plus one.
+        assert_eq!(dynamodb_item_size(&item(json!({"n": 7}))), 1 + 2);
+        assert_eq!(dynamodb_item_size(&item(json!({"n": 1_234_567}))), 1 + 5);
+        assert_eq!(dynamodb_item_size(&item(json!({"n": 1000}))), 1 + 2);
+        // A list: 3 bytes, one per element, the elements.
+        assert_eq!(
+            dynamodb_item_size(&item(json!({"tags": ["ab", "c"]}))),
+            4 + 3 + 3 + 2
+        );
+        // A map: as a list, with its names; null and booleans one byte.
+        assert_eq!(
+            dynamodb_item_size(&item(json!({"m": {"a": null, "bc": true}}))),
+            1 + 3 + (1 + 1 + 1) + (1 + 2 + 1)
+        );
     }
 }

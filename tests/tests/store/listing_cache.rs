@@ -32,6 +32,18 @@ async fn listed(app: &TestApp, query: &str) -> Vec<(String, Value, Value, Value)
         .collect()
 }
 
+/// (`runs_total`, `runs_failed`) of one pipeline's summary in this server's list.
+async fn runs_in_summary(app: &TestApp, dag_id: &str) -> (u64, u64) {
+    let (status, list) = body(app.get("/pipelines", Some(&app.keys.viewer)).await).await;
+    assert_eq!(status, 200, "{list}");
+    let pipeline = list
+        .as_array()
+        .and_then(|items| items.iter().find(|p| p["dag_id"] == dag_id))
+        .expect("the pipeline is listed");
+    let count = |field: &str| pipeline["summary"][field].as_u64().expect("a count");
+    (count("runs_total"), count("runs_failed"))
+}
+
 fn dag_ids(list: &[(String, Value, Value, Value)]) -> Vec<&str> {
     list.iter().map(|(dag, ..)| dag.as_str()).collect()
 }
@@ -105,6 +117,25 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
     let list = listed(&app, "?status=failed").await;
     assert_eq!(dag_ids(&list), ["bravo"], "ingest: {list:?}");
     assert_eq!(list[0].2, "failed");
+    // ...and its summary: this server cached bravo's run series with the revision the list
+    // showed, and the ingest moved that revision in the transaction that wrote the series.
+    assert_eq!(runs_in_summary(&app, "bravo").await, (1, 1), "ingest");
+    let succeeded = run(
+        &b,
+        "scheduled__2",
+        Duration::minutes(30),
+        RunStatus::Success,
+        Some(30),
+    );
+    other
+        .ingest_runs(&b, vec![succeeded], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        runs_in_summary(&app, "bravo").await,
+        (2, 1),
+        "second ingest"
+    );
 
     // A sync changes only what the list shows from the pipeline itself, not its listing
     // entry (here its schedule): the page reads that pipeline again, as its revision moved.
@@ -123,7 +154,7 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
     assert_eq!(bravo["schedule"], "*/7 * * * *", "sync metadata: {bravo}");
 
     // More writes than the version item remembers (64): the next list re-reads everything.
-    // The first of them (to bravo) is one only that full re-read can see.
+    // The first of them (to bravo) is one only that full re-read can see...
     other
         .set_pipeline_governance(
             app.space.id,
@@ -133,6 +164,18 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
             app.admin_id,
             now,
         )
+        .await
+        .unwrap();
+    // ...as is bravo's run series, which this server holds from before.
+    let third = run(
+        &b,
+        "scheduled__3",
+        Duration::minutes(10),
+        RunStatus::Success,
+        Some(30),
+    );
+    other
+        .ingest_runs(&b, vec![third], Utc::now())
         .await
         .unwrap();
     for i in 0..69 {
@@ -158,6 +201,11 @@ async fn writes_by_another_process_show_in_the_next_list(backend: Backend) {
     let bravo = list.iter().find(|(dag, ..)| dag == "bravo").unwrap();
     assert_eq!(bravo.1, "critical", "the first of 70 writes: {list:?}");
     assert_eq!(alpha.1, "medium", "after 70 writes: {list:?}");
+    assert_eq!(
+        runs_in_summary(&app, "bravo").await,
+        (3, 1),
+        "ingest among 71 writes"
+    );
 }
 
 /// A space stored before listing entries existed (watches and the listing version under

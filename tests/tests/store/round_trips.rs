@@ -148,6 +148,13 @@ async fn measure(backend: Backend, pipelines: usize, runs_each: i64) -> Vec<u64>
     for path in &paths {
         costs.push(cost(&app, path).await);
     }
+    // A warm list reads the listing version item alone (the page's pipelines and run series
+    // are cached at their revision): one DynamoDB read unit, whatever the page holds.
+    app.requests.take_read_cost();
+    let warm = app.get("/pipelines?size=100", Some(&app.keys.viewer)).await;
+    assert_eq!(warm.status(), 200);
+    let (_, bytes) = app.requests.take_read_cost();
+    assert!(bytes <= 4096, "a warm list read {bytes} bytes");
     // A write moves the space's listing version: the next list sees it in its batch read,
     // with the change it recorded, and re-reads only that pipeline's entry and item.
     let response = app
