@@ -195,7 +195,7 @@ fn log_outcome(outcome: &ConnectorOutcome) {
     // billed metric per connector (docs/OPERATIONS.md has the Logs Insights query by connector).
     crate::telemetry::emit(
         &crate::telemetry::CONNECTOR_SYNC,
-        &[outcome.outcome.clone()],
+        std::slice::from_ref(&outcome.outcome),
         &[1.0, failed, outcome.duration_ms as f64, written as f64],
         &[
             ("ConnectorId", serde_json::json!(outcome.connector_id)),

@@ -273,7 +273,7 @@ fn dashboard_metrics(body: &Value) -> Vec<MetricUse> {
             }
             let strings: Vec<&str> = entry.iter().filter_map(Value::as_str).collect();
             assert!(
-                strings.len() >= 2 && strings.len() % 2 == 0,
+                strings.len() >= 2 && strings.len().is_multiple_of(2),
                 "{place}: [namespace, name, dimension, value...] without shorthand: {entry:?}"
             );
             assert!(

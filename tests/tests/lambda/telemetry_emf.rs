@@ -378,6 +378,8 @@ async fn every_metric_line_the_functions_emit_is_valid_emf() {
     assert_eq!(heartbeat[0]["ConnectorsFailed"], summary.failed as f64);
     lines.extend(emitted);
 
+    let request_line = lines.iter().find(|l| l.contains("\"Requests\"")).unwrap();
+    println!("a request's metric line: {} bytes", request_line.len() + 1);
     let mut published = BTreeSet::new();
     for line in &lines {
         let what = validate_emf(line).unwrap_or_else(|e| panic!("invalid EMF ({e}): {line}"));
