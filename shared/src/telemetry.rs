@@ -10,8 +10,9 @@
 //! is a billed custom metric.
 //!
 //! Each line carries a `level` that Lambda's log-level filtering lets through (see
-//! [`metric_level`]): with the JSON log format, Lambda gives a line without a level the level
-//! INFO and drops it when `ApplicationLogLevel` is WARN or above, and with it the metrics.
+//! [`metric_level`]) and the RFC 3339 `timestamp` without which Lambda ignores the level: with
+//! the JSON log format, Lambda gives a line without them the level INFO and drops it when
+//! `ApplicationLogLevel` is WARN or above, and with it the metrics.
 
 use std::sync::OnceLock;
 
@@ -137,6 +138,13 @@ pub fn emf_record(
         }),
     );
     record.insert("level".into(), json!(metric_level()));
+    // Lambda honours `level` only on a line with a valid RFC 3339 `timestamp` (without one
+    // it assigns INFO): the record's own instant.
+    let instant = chrono::DateTime::from_timestamp_millis(timestamp_ms).unwrap_or_default();
+    record.insert(
+        "timestamp".into(),
+        json!(instant.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
     record.insert(FUNCTION_DIMENSION.into(), json!(function));
     for (name, value) in kind.dimensions.iter().zip(dimension_values) {
         record.insert((*name).into(), json!(value));
@@ -237,6 +245,7 @@ mod tests {
             &[("RequestId", json!("abc")), ("Route", json!("not this"))],
         );
         assert_eq!(record["_aws"]["Timestamp"], 1_700_000_000_000i64);
+        assert_eq!(record["timestamp"], "2023-11-14T22:13:20.000Z");
         let directive = &record["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], NAMESPACE);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Downstream timing: a request through a function logs each DynamoDB, Secrets Manager and
 //! Airflow call with its duration, inside the request's span, which carries the request id
 //! and the invocation's X-Ray trace id. The logs are captured as the functions write them in
-//! Lambda (tracing-subscriber's JSON format, as `lambda_runtime`'s default subscriber with
+//! Lambda (`shared::lambda::json_subscriber`, what `init_tracing` installs with
 //! `AWS_LAMBDA_LOG_FORMAT=JSON`). Needs moto (the DynamoDB backend): `scripts/test` starts it.
 
 use std::io::Write;
@@ -38,8 +38,8 @@ impl Write for Logs {
 }
 
 impl Logs {
-    /// Runs `future` with `lambda_runtime::tracing::init_default_subscriber`'s set-up in JSON
-    /// mode at INFO as its subscriber, writing here.
+    /// Runs `future` with the functions' JSON subscriber (`shared::lambda::init_tracing` with
+    /// `AWS_LAMBDA_LOG_FORMAT=JSON`) at INFO, writing here.
     ///
     /// tracing caches per call site whether any subscriber wants it. While at most one
     /// subscriber is registered, a call site first hit on another test's thread (no subscriber
@@ -56,15 +56,10 @@ impl Logs {
             )
         });
         let logs = self.clone();
-        let dispatch = Dispatch::new(
-            tracing_subscriber::fmt()
-                .json()
-                .with_target(false)
-                .without_time()
-                .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-                .with_writer(move || logs.clone())
-                .finish(),
-        );
+        let dispatch = Dispatch::new(shared::lambda::json_subscriber(
+            move || logs.clone(),
+            tracing_subscriber::EnvFilter::new("info"),
+        ));
         async {
             lambda_http::tracing::callsite::rebuild_interest_cache();
             future.await
@@ -109,6 +104,12 @@ fn assert_timed(line: &Value) {
         "a duration in milliseconds: {line}"
     );
     assert_eq!(line["level"], "INFO", "{line}");
+    // Without a valid RFC 3339 timestamp Lambda would ignore the level.
+    let timestamp = line["timestamp"].as_str().unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(timestamp).is_ok(),
+        "an RFC 3339 timestamp: {line}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,6 +167,17 @@ fn validate_emf(line: &str) -> Result<Vec<Published>, String> {
             }
         }
     }
+    // Lambda's log-level filtering reads `level` only next to a valid RFC 3339 `timestamp`.
+    let instant = root
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .ok_or("no RFC 3339 timestamp: Lambda would treat the line as INFO")?;
+    if instant.timestamp_millis() != timestamp.as_i64().unwrap_or_default() {
+        return Err(format!(
+            "timestamp {instant} is not the metrics' {timestamp}"
+        ));
+    }
     let level = root
         .get("level")
         .and_then(Value::as_str)
@@ -210,8 +221,11 @@ fn the_validator_rejects_what_cloudwatch_rejects() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis();
+    let at = chrono::DateTime::from_timestamp_millis(now as i64)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let good = format!(
-        r#"{{"_aws":{{"Timestamp":{now},"CloudWatchMetrics":[{{"Namespace":"N","Dimensions":[["D"]],"Metrics":[{{"Name":"M","Unit":"Count"}}]}}]}},"D":"x","M":1,"level":"INFO"}}"#
+        r#"{{"_aws":{{"Timestamp":{now},"CloudWatchMetrics":[{{"Namespace":"N","Dimensions":[["D"]],"Metrics":[{{"Name":"M","Unit":"Count"}}]}}]}},"D":"x","M":1,"level":"INFO","timestamp":"{at}"}}"#
     );
     assert!(validate_emf(&good).is_ok(), "{:?}", validate_emf(&good));
     for (broken, why) in [
@@ -236,6 +250,7 @@ fn the_validator_rejects_what_cloudwatch_rejects() {
             "a timestamp in seconds",
         ),
         (good.replace(r#","level":"INFO""#, ""), "no level"),
+        (good.replace(&at, "yesterday"), "no RFC 3339 timestamp"),
         (
             good.replace(r#"[["D"]]"#, r#"[["E"]]"#),
             "a dimension that is not a root member",
