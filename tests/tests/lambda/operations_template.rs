@@ -457,3 +457,80 @@ fn the_saved_queries_read_the_stacks_log_groups() {
         }
     }
 }
+
+/// The `!Ref` target of a value, if it is one.
+fn reference(value: &Yaml) -> Option<&str> {
+    match value {
+        Yaml::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str(),
+        _ => None,
+    }
+}
+
+/// Every function has its throttles alarm, its errors alarm and a duration alarm below its
+/// timeout (and not so far below that a healthy function raises it).
+#[test]
+fn every_function_has_its_errors_throttles_and_duration_alarms() {
+    let template = template();
+    let default_timeout = template["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    let alarms = resources_of(&template, "AWS::CloudWatch::Alarm");
+    let functions = resources_of(&template, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), 5);
+    for (function, properties) in &functions {
+        let timeout_ms = properties["Timeout"].as_u64().unwrap_or(default_timeout) * 1000;
+        let on_function = |metric: &str| -> Vec<&Yaml> {
+            alarms
+                .iter()
+                .filter(|(_, alarm)| {
+                    alarm["Namespace"].as_str() == Some("AWS/Lambda")
+                        && alarm["MetricName"].as_str() == Some(metric)
+                        && reference(&alarm["Dimensions"][0]["Value"]) == Some(function.as_str())
+                })
+                .map(|(_, alarm)| *alarm)
+                .collect()
+        };
+        assert_eq!(
+            on_function("Errors").len(),
+            1,
+            "{function}: an errors alarm"
+        );
+        assert_eq!(
+            on_function("Throttles").len(),
+            1,
+            "{function}: a throttles alarm"
+        );
+        let duration = on_function("Duration");
+        assert_eq!(duration.len(), 1, "{function}: a duration alarm");
+        let threshold = duration[0]["Threshold"].as_u64().unwrap();
+        assert!(
+            threshold < timeout_ms && threshold * 10 >= timeout_ms * 9,
+            "{function}: duration alarm at {threshold} ms for a {timeout_ms} ms timeout"
+        );
+        assert_eq!(
+            duration[0]["Statistic"].as_str(),
+            Some("Maximum"),
+            "{function}"
+        );
+    }
+}
+
+/// The heartbeat's period is the schedule's rate, as the parameters' defaults come.
+#[test]
+fn the_heartbeat_period_is_the_schedule_rate() {
+    let template = template();
+    let parameters = &template["Parameters"];
+    let rate = parameters["SyncScheduleRate"]["Default"].as_str().unwrap();
+    let captures = regex::Regex::new(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
+        .unwrap()
+        .captures(rate)
+        .unwrap_or_else(|| panic!("a rate expression: {rate}"));
+    let unit = if captures[2].starts_with("minute") {
+        60
+    } else {
+        3600
+    };
+    let seconds = captures[1].parse::<u64>().unwrap() * unit;
+    assert_eq!(
+        parameters["SyncHeartbeatPeriodSeconds"]["Default"].as_u64(),
+        Some(seconds)
+    );
+}
