@@ -62,9 +62,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The per-call timing lines (target `downstream`, shared::aws::timing) are for the Lambda
+    // logs; here they would bury the server's lines and the sync's progress bar. RUST_LOG
+    // (e.g. `info`) shows them.
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,downstream=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -41,16 +41,7 @@ impl SecretResolver {
                                 reason,
                             }
                         })?;
-                        let mut builder = aws_sdk_secretsmanager::config::Builder::from(&config);
-                        if let Some(endpoint) = crate::aws::blank_endpoint_override(
-                            "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-                            &config,
-                        ) {
-                            builder.set_endpoint_url(endpoint);
-                        }
-                        Ok::<_, SecretError>(aws_sdk_secretsmanager::Client::from_conf(
-                            builder.build(),
-                        ))
+                        Ok::<_, SecretError>(crate::aws::secrets_manager_client(&config))
                     })
                     .await?;
                 let output = client

@@ -6,7 +6,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    shared::lambda::init_tracing();
     let state = shared::lambda::init(shared::http::lambda_state().await).await?;
     lambda_http::run(pipelines_function::router(state)).await
 }

@@ -22,7 +22,7 @@ async fn open_store() -> Result<Repository, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::lambda::init_tracing();
     let repo = shared::lambda::init(open_store().await).await?;
     let secrets = SecretResolver::new();
     let settings = Settings::default();

@@ -172,20 +172,75 @@ impl Transport {
             request = request.json(body);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request.send().await?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = response.bytes().await?.to_vec();
-        Ok(Reply {
-            status,
-            retry_after,
-            body,
-        })
+        let started = Instant::now();
+        let reply = async {
+            let response = request.send().await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = response.bytes().await?.to_vec();
+            Ok(Reply {
+                status,
+                retry_after,
+                body,
+            })
+        }
+        .await;
+        log_timing(method, url, &reply, started);
+        reply
     }
+}
+
+/// One line per HTTP request sent to Airflow (retries and token requests included), in the
+/// caller's span (a request's id and X-Ray trace id): method, path template, status, duration.
+/// An attempt cut by the caller's deadline logs nothing here; the call's error says so.
+fn log_timing(method: &Method, url: &Url, reply: &Result<Reply, reqwest::Error>, started: Instant) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (status, outcome) = match reply {
+        Ok(reply) if reply.status.is_success() => (reply.status.as_u16(), "ok"),
+        Ok(reply) => (reply.status.as_u16(), "error"),
+        Err(error) if error.is_timeout() => (0, "timeout"),
+        Err(_) => (0, "unreachable"),
+    };
+    tracing::info!(
+        target: crate::aws::timing::LOG_TARGET,
+        downstream = "airflow",
+        %method,
+        path = %path_template(url),
+        duration_ms,
+        status,
+        outcome,
+        "downstream call"
+    );
+}
+
+/// The path of an Airflow URL with its identifiers replaced: `/api/v2/dags/{id}/dagRuns`.
+/// Airflow's REST paths alternate collection and identifier after `api/<version>`; the
+/// identifiers (DAG and run ids, which may name customers) and the query (filters, cursors)
+/// stay out of the logs. Paths outside the REST API (`/auth/token`) are fixed strings; the
+/// base URL's own path prefix is kept.
+pub(crate) fn path_template(url: &Url) -> String {
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let api = segments
+        .windows(2)
+        .position(|pair| pair[0] == "api" && pair[1].starts_with('v'));
+    let mut out: Vec<&str> = Vec::with_capacity(segments.len());
+    match api {
+        None => out.extend(&segments),
+        Some(at) => {
+            out.extend(&segments[..at + 2]);
+            for (index, segment) in segments[at + 2..].iter().enumerate() {
+                out.push(if index % 2 == 1 { "{id}" } else { segment });
+            }
+        }
+    }
+    format!("/{}", out.join("/"))
 }
 
 /// The error of a call whose deadline passed: the last failed attempt's, if there was one.
@@ -247,6 +302,21 @@ fn transport_error(method: &Method, url: &Url, error: &reqwest::Error) -> Airflo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_templates_keep_no_identifier_and_no_query() {
+        let template = |url: &str| path_template(&Url::parse(url).unwrap());
+        assert_eq!(
+            template("https://af.example/api/v2/dags/customer_x/dagRuns/run%201?limit=5"),
+            "/api/v2/dags/{id}/dagRuns/{id}"
+        );
+        assert_eq!(
+            template("https://af.example/airflow/api/v1/dags/~/dagRuns/~/taskInstances"),
+            "/airflow/api/v1/dags/{id}/dagRuns/{id}/taskInstances"
+        );
+        assert_eq!(template("https://af.example/api/v2/dags"), "/api/v2/dags");
+        assert_eq!(template("https://af.example/auth/token"), "/auth/token");
+    }
 
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {

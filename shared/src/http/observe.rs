@@ -1,6 +1,8 @@
 //! Per-request observability: a request id (API Gateway's, when behind it), a tracing span
-//! carrying it so every log line of the request has it, an `x-request-id` response header, one
-//! summary log line, and request/latency metrics (EMF, in Lambda).
+//! carrying it (and the invocation's X-Ray trace id, in Lambda) so every log line of the request
+//! has them, downstream timings included (`crate::aws::timing`, `airflow::transport`), an
+//! `x-request-id` response header, one summary log line, and request/latency metrics (EMF, in
+//! Lambda).
 
 use std::time::Instant;
 
@@ -12,7 +14,7 @@ use lambda_http::request::RequestContext;
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::telemetry::{self, Metric};
+use crate::telemetry::{self, REQUEST};
 
 /// API Gateway's request id when the request came through it, else the caller's
 /// `x-request-id` (if sane), else a new one.
@@ -42,6 +44,16 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The invocation's X-Ray trace id (`Root=1-...;Parent=...;Sampled=1`), from the Lambda
+/// context lambda_http puts in the request; empty outside Lambda.
+fn trace_id(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .and_then(|context| context.xray_trace_id.clone())
+        .unwrap_or_default()
+}
+
 pub async fn observe(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
@@ -50,7 +62,8 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let trace_id = trace_id(&request);
+    let span = tracing::info_span!("request", request_id = %id, %trace_id, %method, %route);
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -59,23 +72,19 @@ pub async fn observe(request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", value);
     }
     telemetry::emit(
+        &REQUEST,
+        &[format!("{method} {route}")],
         &[
-            ("Route", format!("{method} {route}")),
-            ("Status", status.to_string()),
+            1.0,
+            latency_ms,
+            f64::from(u8::from((400..500).contains(&status))),
+            f64::from(u8::from(status >= 500)),
         ],
         &[
-            Metric {
-                name: "Requests",
-                value: 1.0,
-                unit: "Count",
-            },
-            Metric {
-                name: "Latency",
-                value: latency_ms,
-                unit: "Milliseconds",
-            },
+            ("Status", json!(status)),
+            ("RequestId", json!(id)),
+            ("TraceId", json!(trace_id)),
         ],
-        &[("RequestId", json!(id))],
     );
     response
 }

@@ -99,6 +99,9 @@ impl DynamoTable {
         {
             builder.set_endpoint_url(endpoint);
         }
+        builder.push_interceptor(aws_sdk_dynamodb::config::SharedInterceptor::new(
+            crate::aws::timing::Timing,
+        ));
         Ok(Self::new(Client::from_conf(builder.build()), table))
     }
 

@@ -175,7 +175,7 @@ async fn sync_one(
 }
 
 /// One structured line per connector (JSON in Lambda), and its metrics (EMF): syncs and
-/// failures by outcome and connector, duration, items written.
+/// failures by outcome, duration, items written.
 fn log_outcome(outcome: &ConnectorOutcome) {
     let failed = if outcome.outcome == "failed" {
         1.0
@@ -191,34 +191,17 @@ fn log_outcome(outcome: &ConnectorOutcome) {
             + c.task_runs.added
             + c.task_runs.updated
     });
+    // The connector and its space are properties, not dimensions: a dimension value is a
+    // billed metric per connector (docs/OPERATIONS.md has the Logs Insights query by connector).
     crate::telemetry::emit(
+        &crate::telemetry::CONNECTOR_SYNC,
+        std::slice::from_ref(&outcome.outcome),
+        &[1.0, failed, outcome.duration_ms as f64, written as f64],
         &[
-            ("ConnectorId", outcome.connector_id.to_string()),
-            ("Outcome", outcome.outcome.clone()),
+            ("ConnectorId", serde_json::json!(outcome.connector_id)),
+            ("SpaceId", serde_json::json!(outcome.space_id)),
+            ("Error", serde_json::json!(outcome.error)),
         ],
-        &[
-            crate::telemetry::Metric {
-                name: "Syncs",
-                value: 1.0,
-                unit: "Count",
-            },
-            crate::telemetry::Metric {
-                name: "SyncFailed",
-                value: failed,
-                unit: "Count",
-            },
-            crate::telemetry::Metric {
-                name: "SyncDuration",
-                value: outcome.duration_ms as f64,
-                unit: "Milliseconds",
-            },
-            crate::telemetry::Metric {
-                name: "ItemsWritten",
-                value: written as f64,
-                unit: "Count",
-            },
-        ],
-        &[("SpaceId", serde_json::json!(outcome.space_id))],
     );
     let counts = outcome
         .record
@@ -243,7 +226,7 @@ fn log_outcome(outcome: &ConnectorOutcome) {
     );
 }
 
-/// The scheduled run: every due connector, within `deadline`.
+/// The scheduled run: every due connector, within `deadline`, then the run's heartbeat metric.
 pub async fn run(
     repo: &Repository,
     secrets: &SecretResolver,
@@ -251,7 +234,7 @@ pub async fn run(
     deadline: Instant,
 ) -> Result<Summary, ScheduledSyncError> {
     let due = due_connectors(repo, settings.interval).await?;
-    Ok(sync_all(
+    let summary = sync_all(
         repo,
         secrets,
         due,
@@ -259,5 +242,15 @@ pub async fn run(
         settings,
         deadline,
     )
-    .await)
+    .await;
+    // The heartbeat: a run that got this far emits it whatever its connectors' outcomes (they
+    // have their own metrics); a run that failed, timed out or never started does not, and the
+    // heartbeat alarm treats the missing data as breaching.
+    crate::telemetry::emit(
+        &crate::telemetry::SYNC_RUN,
+        &[],
+        &[1.0, summary.due as f64, summary.failed as f64],
+        &[("Succeeded", serde_json::json!(summary.succeeded))],
+    );
+    Ok(summary)
 }

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 /// The key and ids written in the fixtures: those `admin load-fixtures` creates (checked in
 /// `fixtures_cover_every_route_once_and_are_consistent`).
-const KEY: &str = "orch_fixturefixturefixturefixturefixture00";
+pub(crate) const KEY: &str = "orch_fixturefixturefixturefixturefixture00";
 const PIPELINE: &str = "ef0c934d-1c36-5a46-96e5-cdc30b47aef7";
 const RUN: &str = "eb27060d-fbfa-5b11-b9da-205263330597";
 const TASK_RUN: &str = "40bdb311-23d9-5181-84a1-c0ecb1155c2b";
@@ -40,7 +40,7 @@ const TEAM: &str = "66666666-6666-4666-8666-666666666666";
 
 /// The Lambda functions behind API Gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Function {
+pub(crate) enum Function {
     Pipelines,
     Runs,
     Comments,
@@ -48,7 +48,7 @@ enum Function {
 }
 
 impl Function {
-    const ALL: [Function; 4] = [
+    pub(crate) const ALL: [Function; 4] = [
         Function::Pipelines,
         Function::Runs,
         Function::Comments,
@@ -56,7 +56,7 @@ impl Function {
     ];
 
     /// Its folder under `events/` (and its binary's name in template.yaml).
-    fn dir(self) -> &'static str {
+    pub(crate) fn dir(self) -> &'static str {
         match self {
             Function::Pipelines => "pipelines",
             Function::Runs => "runs",
@@ -66,7 +66,7 @@ impl Function {
     }
 
     /// The router its `main` hands to `lambda_http::run`.
-    fn router(self, state: AppState) -> axum::Router {
+    pub(crate) fn router(self, state: AppState) -> axum::Router {
         match self {
             Function::Pipelines => pipelines_function::router(state),
             Function::Runs => runs_function::router(state),
@@ -77,7 +77,7 @@ impl Function {
 }
 
 /// Every HTTP API (payload v2) fixture: one per route of the contract.
-const FIXTURES: [(Function, &str); 18] = [
+pub(crate) const FIXTURES: [(Function, &str); 18] = [
     (Function::Pipelines, "list-pipelines"),
     (Function::Pipelines, "get-pipeline"),
     (Function::Pipelines, "set-team"),
@@ -102,7 +102,7 @@ const FIXTURES: [(Function, &str); 18] = [
 const REST_V1_FIXTURE: &str = "pipelines/list-pipelines.rest-v1.json";
 
 /// The EventBridge scheduled event of the scheduled-sync function.
-const SCHEDULE_FIXTURE: &str = "scheduled-sync/schedule.json";
+pub(crate) const SCHEDULE_FIXTURE: &str = "scheduled-sync/schedule.json";
 
 /// The two routes outside the contract (no key), served by the pipelines function.
 const META_FIXTURES: [&str; 2] = ["pipelines/health.json", "pipelines/openapi.json"];
@@ -111,26 +111,26 @@ fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events")
 }
 
-fn read_fixture(relative: &str) -> String {
+pub(crate) fn read_fixture(relative: &str) -> String {
     let path = events_dir().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The real key and ids that replace the fixtures' placeholders.
 #[derive(Debug, Clone)]
-struct Ids {
-    key: String,
-    pipeline: Uuid,
-    run: Uuid,
-    task_run: Uuid,
-    comment: Uuid,
-    connector: Uuid,
-    team: Uuid,
+pub(crate) struct Ids {
+    pub(crate) key: String,
+    pub(crate) pipeline: Uuid,
+    pub(crate) run: Uuid,
+    pub(crate) task_run: Uuid,
+    pub(crate) comment: Uuid,
+    pub(crate) connector: Uuid,
+    pub(crate) team: Uuid,
 }
 
 impl Ids {
     /// The placeholders themselves, with a real key.
-    fn new(key: &str) -> Self {
+    pub(crate) fn new(key: &str) -> Self {
         let id = |s: &str| Uuid::parse_str(s).unwrap();
         Self {
             key: key.to_string(),
@@ -143,7 +143,7 @@ impl Ids {
         }
     }
 
-    fn substitute(&self, text: &str) -> String {
+    pub(crate) fn substitute(&self, text: &str) -> String {
         text.replace(KEY, &self.key)
             .replace(PIPELINE, &self.pipeline.to_string())
             .replace(RUN, &self.run.to_string())
@@ -156,8 +156,8 @@ impl Ids {
 
 /// What API Gateway receives back from the function.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     /// Header names in lower case; several values of one name joined with ", ".
     headers: Map<String, Value>,
     /// The body as JSON (`Null` when there is none).
@@ -212,7 +212,12 @@ impl Answer {
 }
 
 /// Parses `event` as the runtime does, runs it through `function`, returns API Gateway's view.
-async fn invoke(function: Function, state: &AppState, event: &str, what: &str) -> Answer {
+pub(crate) async fn invoke(
+    function: Function,
+    state: &AppState,
+    event: &str,
+    what: &str,
+) -> Answer {
     let request: LambdaRequest = serde_json::from_str(event)
         .unwrap_or_else(|e| panic!("{what}: lambda_http cannot parse the event: {e}"));
     let origin = match request.request_origin() {
@@ -231,7 +236,7 @@ async fn invoke(function: Function, state: &AppState, event: &str, what: &str) -
 }
 
 /// Runs the HTTP API fixture `function/name` (placeholders replaced by `ids`) through `function`.
-async fn send(function: Function, name: &str, state: &AppState, ids: &Ids) -> Answer {
+pub(crate) async fn send(function: Function, name: &str, state: &AppState, ids: &Ids) -> Answer {
     let what = format!("events/{}/{name}.json", function.dir());
     let event = ids.substitute(&read_fixture(&format!("{}/{name}.json", function.dir())));
     let answer = invoke(function, state, &event, &what).await;

@@ -1,6 +1,9 @@
 //! The AWS SDK configuration of the DynamoDB and Secrets Manager clients, from the standard
 //! environment, checked once at start-up so that a missing setting fails the function's init
-//! with its name instead of every request later.
+//! with its name instead of every request later; every client built on it is timed
+//! ([`timing`]).
+
+pub mod timing;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
@@ -34,4 +37,17 @@ pub fn blank_endpoint_override(
             .filter(|global| !global.trim().is_empty())
             .map(str::to_string)
     })
+}
+
+/// The Secrets Manager client of the connector secrets: `config`, the blank-endpoint rule, and
+/// the downstream timing of every call.
+pub fn secrets_manager_client(config: &SdkConfig) -> aws_sdk_secretsmanager::Client {
+    let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
+    if let Some(endpoint) = blank_endpoint_override("AWS_ENDPOINT_URL_SECRETS_MANAGER", config) {
+        builder.set_endpoint_url(endpoint);
+    }
+    builder.push_interceptor(aws_sdk_secretsmanager::config::SharedInterceptor::new(
+        timing::Timing,
+    ));
+    aws_sdk_secretsmanager::Client::from_conf(builder.build())
 }
