@@ -278,7 +278,7 @@ def block_list_cache(r):
         f"`GET /pipelines?size=100` on the generated space ({cost['pipelines']:,} pipelines), `bench/list_cache.py` "
         f"against `orchestration serve`; table requests and bytes from `list_cost` (the same lists through "
         "`CountingTable`: DynamoDB requests count a batch read of more than 100 keys as one per 100; bytes are the "
-        "items' JSON text, close to DynamoDB's item size).",
+        "items' sizes as DynamoDB counts them, `store::counting::dynamodb_item_size`).",
         "",
         "| list | p50 | p95 | max | samples | goal (p50) | table calls | DynamoDB requests | read |",
         "|---|---|---|---|---|---|---|---|---|",

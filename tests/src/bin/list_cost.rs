@@ -6,8 +6,8 @@
 //! Prints one JSON object with, for a first list in a fresh process (`cold`), the same list
 //! again (`warm`) and a list right after another process wrote to a pipeline on the page
 //! (`after_write`): the calls to the table port, the requests DynamoDB would need for them
-//! (a batch read is one request per 100 keys) and the bytes of the items read (their JSON
-//! text, close to DynamoDB's item size), plus the time each took here.
+//! (a batch read is one request per 100 keys) and the bytes of the items read (as DynamoDB
+//! sizes them), plus the time each took here.
 
 use std::path::Path;
 use std::sync::Arc;
