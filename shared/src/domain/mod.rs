@@ -1,6 +1,7 @@
 //! Domain model and rules, independent of HTTP and of storage.
 
 pub mod api_key;
+pub mod events;
 pub mod ids;
 pub mod listing;
 pub mod model;

@@ -20,6 +20,7 @@ use super::params::{
     LARGE_PAGES, MAX_PAGE, MAX_PAGE_SIZE, PageDefaults, QueryField, QueryParams, QueryValue,
     STANDARD_PAGES, path_params, query_params,
 };
+use crate::domain::events::EventType;
 use crate::domain::model::{
     Criticality, PipelineStatus, Provider, RUN_TYPES, RunStatus, normalize_comment,
 };
@@ -250,6 +251,29 @@ query_params! {
         /// are capped to 1000, not rejected, and `X-Page-Size` gives the size used.
         #[param(inline, required = false)]
         pub size: LargePageSize,
+    }
+}
+
+query_params! {
+    /// Query parameters of `GET /events`.
+    pub struct EventListParams {
+        /// Only this pipeline's events.
+        pub pipeline_id: Option<Uuid>,
+        /// Only events of this type.
+        #[param(rename = "type")]
+        pub r#type: Option<EventType>,
+        /// Only events of pipelines the caller watches.
+        #[param(default = false, required = false)]
+        pub watched_only: bool,
+        /// Events detected at or after this time (RFC 3339, or a date meaning its start in UTC).
+        pub since: Option<DateTime<Utc>>,
+        /// Page number, from 1.
+        #[param(inline, required = false)]
+        pub page: PageNumber,
+        /// Page size. Any `int32` from 1 is accepted; values above 100 (the list's maximum)
+        /// are capped to 100, not rejected, and `X-Page-Size` gives the size used.
+        #[param(inline, required = false)]
+        pub size: StandardPageSize,
     }
 }
 

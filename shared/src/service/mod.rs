@@ -2,6 +2,7 @@
 
 pub mod comments;
 pub mod connectors;
+pub mod events;
 pub mod governance;
 pub mod pipelines;
 pub mod runs;

@@ -226,13 +226,16 @@ async fn call_airflow(
             dag_run.state
         ))
     })?;
-    repo.ingest_runs(
+    // Detecting: a triggered run is normally queued (no transition), but Airflow may answer
+    // with a state that is one, and the sync would then not see it as a change.
+    repo.ingest_runs_detecting(
         pipeline,
         vec![RunWithTasks {
             run: run.clone(),
             task_runs: Vec::new(),
         }],
         now,
+        true,
     )
     .await?;
     Ok(RunView::from(run))

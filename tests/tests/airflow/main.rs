@@ -6,5 +6,6 @@ mod airflow_client;
 mod airflow_endpoints;
 mod airflow_integration;
 mod deadlines;
+mod events;
 mod sync;
 mod sync_convergence;
