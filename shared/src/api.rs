@@ -32,6 +32,11 @@ pub struct PipelineView {
     pub status: PipelineStatus,
     pub team_id: Option<Uuid>,
     pub criticality: Option<Criticality>,
+    /// The freshness interval an editor set (seconds), or null: derived from the schedule.
+    pub expected_interval_seconds: Option<u64>,
+    /// The interval the freshness check uses: the one set, else 1.5 × a plain interval or
+    /// simple cron schedule's period; null when freshness is not checked (docs/EVENTS.md).
+    pub freshness_interval_seconds: Option<u64>,
     pub watched: bool,
     pub summary: SummaryView,
     #[schema(value_type = Object)]
@@ -113,6 +118,7 @@ impl PipelineView {
             recent_statuses,
         };
         let status = pipeline.status();
+        let freshness_interval_seconds = crate::domain::freshness::effective_interval(&pipeline);
         Self {
             id: pipeline.id,
             connector_id: pipeline.connector_id,
@@ -128,6 +134,8 @@ impl PipelineView {
             status,
             team_id: pipeline.team_id,
             criticality: pipeline.criticality,
+            expected_interval_seconds: pipeline.freshness_interval_seconds,
+            freshness_interval_seconds,
             watched,
             summary,
             provider_metadata: pipeline.provider_metadata,

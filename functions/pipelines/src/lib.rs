@@ -17,7 +17,7 @@ use shared::api::{ErrorBody, EventView, PipelineView, RunView, ValidationErrorBo
 use shared::auth::Caller;
 use shared::http::extract::{Body, EditorRole, Path, Query};
 use shared::http::inputs::{
-    CriticalityUpdate, EventListParams, IdempotencyKey, PipelineDetailParams, PipelineListParams, PipelinePath,
+    CriticalityUpdate, EventListParams, FreshnessUpdate, IdempotencyKey, PipelineDetailParams, PipelineListParams, PipelinePath,
     SpacePath, TeamUpdate, TriggerBody,
 };
 use shared::http::pagination::{PageResponse, paginated};
@@ -37,6 +37,7 @@ pub fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(get_pipeline))
         .routes(routes!(set_team))
         .routes(routes!(set_criticality))
+        .routes(routes!(set_freshness))
         .routes(routes!(watch, unwatch))
         .routes(routes!(trigger))
         .routes(routes!(list_events))
@@ -171,6 +172,39 @@ async fn set_criticality(
         &caller,
         path.pipeline_id,
         update.criticality,
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(pipeline))
+}
+
+/// Set the expected interval between successful runs, in seconds, or `null` to derive it
+/// from the schedule (1.5 × a plain interval or simple cron's period; other schedules: not
+/// checked). A pipeline with no successful run within it gets a `freshness_breached` event
+/// from the scheduled check (docs/EVENTS.md). Editors and admins.
+#[utoipa::path(
+    patch,
+    path = "/pipelines/{pipeline_id}/freshness",
+    tag = "pipelines",
+    params(PipelinePath),
+    request_body = FreshnessUpdate,
+    responses(
+        (status = 200, description = "The updated pipeline", body = PipelineView),
+        (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
+    )
+)]
+async fn set_freshness(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<PipelinePath>,
+    _editor: EditorRole,
+    Body(update): Body<FreshnessUpdate>,
+) -> Result<Json<PipelineView>> {
+    let pipeline = governance::set_freshness(
+        &state.repo,
+        &caller,
+        path.pipeline_id,
+        update.expected_interval_seconds,
         Utc::now(),
     )
     .await?;

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod events;
+pub mod freshness;
 pub mod ids;
 pub mod listing;
 pub mod model;

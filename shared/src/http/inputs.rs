@@ -390,6 +390,29 @@ impl FromBody for CriticalityUpdate {
     }
 }
 
+/// Body of `PATCH /pipelines/{pipeline_id}/freshness`: the expected interval between
+/// successful runs in seconds (60 to 31,622,400), or `null` to derive it from the schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessUpdate {
+    #[schema(required = true, minimum = 60, maximum = 31622400)]
+    pub expected_interval_seconds: Option<u64>,
+}
+
+impl FromBody for FreshnessUpdate {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        use crate::domain::freshness::{MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS};
+        let expected_interval_seconds = fields.nullable_integer(
+            "expected_interval_seconds",
+            MIN_INTERVAL_SECONDS,
+            MAX_INTERVAL_SECONDS,
+        )?;
+        Some(Self {
+            expected_interval_seconds,
+        })
+    }
+}
+
 /// Body of comment creation and edits: markdown text, trimmed, 1 to 10,000 characters.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -563,6 +586,7 @@ mod tests {
     fn every_documented_body_property_is_parsed() {
         check_body::<TeamUpdate>();
         check_body::<CriticalityUpdate>();
+        check_body::<FreshnessUpdate>();
         check_body::<CommentBody>();
         check_body::<TriggerBody>();
     }

@@ -208,6 +208,33 @@ impl Repository {
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Pipeline> {
+        self.set_pipeline_platform_fields(
+            space_id,
+            pipeline_id,
+            team_id,
+            criticality,
+            None,
+            user_id,
+            now,
+        )
+        .await
+    }
+
+    /// Sets the platform-owned fields given (`Some`) of a pipeline: team, criticality, the
+    /// freshness interval (404 if absent). The freshness interval is not on the listing entry
+    /// (the list neither filters nor sorts on it), but the entry's revision moves with the
+    /// pipeline's, so cached copies of the pipeline are re-read.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_pipeline_platform_fields(
+        &self,
+        space_id: Uuid,
+        pipeline_id: Uuid,
+        team_id: Option<Option<Uuid>>,
+        criticality: Option<Option<Criticality>>,
+        freshness_interval_seconds: Option<Option<u64>>,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Pipeline> {
         let mut update = Update::new()
             .set("governance_updated_by", user_id.to_string())
             .set("governance_updated_at", json(&now)?);
@@ -221,6 +248,9 @@ impl Repository {
             let criticality = criticality.map(|c| c.as_str());
             update = update.set_or_remove("criticality", criticality);
             entry = entry.set_or_remove("criticality", criticality);
+        }
+        if let Some(interval) = freshness_interval_seconds {
+            update = update.set_or_remove("freshness_interval_seconds", interval);
         }
         let key = keys::pipeline(space_id, pipeline_id);
         // The pipeline and its listing entry together, or neither (the entry's condition

@@ -3,6 +3,7 @@
 pub mod comments;
 pub mod connectors;
 pub mod events;
+pub mod freshness;
 pub mod governance;
 pub mod pipelines;
 pub mod runs;

@@ -7,6 +7,7 @@
 //! Due: never synced, an unfinished sync to resume, or the last sync ended at least
 //! `interval` ago.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -64,6 +65,8 @@ pub struct Summary {
     pub succeeded: usize,
     pub failed: usize,
     pub outcomes: Vec<ConnectorOutcome>,
+    /// New `freshness_breached` events of this run (spaces with a connector).
+    pub freshness_breaches: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +81,18 @@ pub async fn due_connectors(
     repo: &Repository,
     interval: chrono::Duration,
 ) -> Result<Vec<Connector>, crate::Error> {
+    due_among(repo, repo.list_all_connectors().await?, interval).await
+}
+
+/// Those of `connectors` that are due now.
+async fn due_among(
+    repo: &Repository,
+    connectors: Vec<Connector>,
+    interval: chrono::Duration,
+) -> Result<Vec<Connector>, crate::Error> {
     let now = Utc::now();
     let mut due = Vec::new();
-    for connector in repo.list_all_connectors().await? {
+    for connector in connectors {
         let checkpoint = repo.get_checkpoint(connector.id).await?;
         let is_due = checkpoint.pending.is_some()
             || checkpoint
@@ -115,6 +127,7 @@ pub async fn sync_all(
         succeeded,
         failed,
         outcomes,
+        freshness_breaches: 0,
     }
 }
 
@@ -250,8 +263,10 @@ pub async fn run(
     settings: &Settings,
     deadline: Instant,
 ) -> Result<Summary, ScheduledSyncError> {
-    let due = due_connectors(repo, settings.interval).await?;
-    Ok(sync_all(
+    let connectors = repo.list_all_connectors().await?;
+    let spaces: BTreeSet<Uuid> = connectors.iter().map(|c| c.space_id).collect();
+    let due = due_among(repo, connectors, settings.interval).await?;
+    let mut summary = sync_all(
         repo,
         secrets,
         due,
@@ -259,5 +274,14 @@ pub async fn run(
         settings,
         deadline,
     )
-    .await)
+    .await;
+    // After the syncs (a success they just mirrored is no breach), even when Airflow is
+    // silent or unreachable. A store failure here is logged; the next run checks again.
+    match crate::service::freshness::check_spaces(repo, &spaces, Utc::now()).await {
+        Ok(new) => summary.freshness_breaches = new,
+        Err(error) => {
+            tracing::warn!(target: LOG_TARGET, %error, "freshness check failed");
+        }
+    }
+    Ok(summary)
 }

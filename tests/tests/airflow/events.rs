@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, Utc};
-use orchestration_tests::app::{TestApp, body, header};
+use orchestration_tests::app::{TestApp, body, body as body_of, header};
 use orchestration_tests::fake_airflow::{AirflowState, FakeAirflow, Fault};
 use orchestration_tests::{Backend, on_both_backends};
 use shared::airflow::AirflowClient;
@@ -399,7 +399,98 @@ async fn the_feed_filters_and_pages_newest_first(backend: Backend) {
     assert_eq!(other, serde_json::json!([]));
 }
 
+async fn a_freshness_breach_is_reported_once_while_airflow_is_silent(backend: Backend) {
+    let s = setup(backend, history).await;
+    s.sync().await;
+    let alpha = s.pipeline_id("alpha");
+    let editor = s.app.keys.editor.clone();
+    let patch = async |body: serde_json::Value| {
+        let response = s
+            .app
+            .client
+            .patch(s.app.url("acme", &format!("/pipelines/{alpha}/freshness")))
+            .bearer_auth(&editor)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        body_of(response).await
+    };
+    // Daily in Airflow: derived 1.5 days; the last success (12.5 hours ago) is fresh.
+    let (status, pipeline) = patch(serde_json::json!({ "expected_interval_seconds": null })).await;
+    assert_eq!(status, 200, "{pipeline}");
+    assert_eq!(pipeline["expected_interval_seconds"], serde_json::Value::Null);
+    assert_eq!(pipeline["freshness_interval_seconds"], 129_600);
+    // The scheduled run: the connector is not due (Airflow is not asked anything), the
+    // check still runs.
+    let requests = s.airflow.with(|state| state.requests);
+    let run = async || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        shared::sync::due::run(
+            &s.app.repo,
+            &SecretResolver::new(),
+            &Default::default(),
+            deadline,
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(run().await.freshness_breaches, 0);
+    assert!(s.events().await.is_empty());
+
+    let (status, pipeline) = patch(serde_json::json!({ "expected_interval_seconds": 3600 })).await;
+    assert_eq!(status, 200, "{pipeline}");
+    assert_eq!(pipeline["expected_interval_seconds"], 3600);
+    assert_eq!(pipeline["freshness_interval_seconds"], 3600);
+    assert_eq!(run().await.freshness_breaches, 1);
+    assert_eq!(run().await.freshness_breaches, 0, "one event per deadline");
+    assert_eq!(s.airflow.with(|state| state.requests), requests, "Airflow silent");
+    let events = s.events().await;
+    assert_eq!(events.len(), 1);
+    let breach = &events[0];
+    assert_eq!(breach.event_type, EventType::FreshnessBreached);
+    assert_eq!(breach.pipeline_id, alpha);
+    assert_eq!(breach.details["expected_interval_seconds"], 3600);
+    assert!(breach.occurred_at < Utc::now() - Span::hours(10));
+    // The sync never touches the interval.
+    s.sync().await;
+    let (_, pipeline) = body_of(
+        s.app
+            .get(&format!("/pipelines/{alpha}"), Some(&s.app.keys.viewer))
+            .await,
+    )
+    .await;
+    assert_eq!(pipeline["expected_interval_seconds"], 3600);
+    // Paused, it is not checked; a new success moves the deadline.
+    s.airflow
+        .with(|state| state.dags.get_mut("beta").unwrap().0 = true);
+    let beta = s.pipeline_id("beta");
+    let to_beta = s
+        .app
+        .client
+        .patch(s.app.url("acme", &format!("/pipelines/{beta}/freshness")))
+        .bearer_auth(&editor)
+        .json(&serde_json::json!({ "expected_interval_seconds": 60 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_beta.status(), 200);
+    s.sync().await;
+    assert_eq!(run().await.freshness_breaches, 0, "beta is paused");
+
+    // Bad bodies: the platform's 422.
+    for bad in [
+        serde_json::json!({ "expected_interval_seconds": 59 }),
+        serde_json::json!({ "expected_interval_seconds": "1h" }),
+        serde_json::json!({}),
+    ] {
+        let (status, errors) = patch(bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {errors}");
+    }
+}
+
 on_both_backends!(
+    a_freshness_breach_is_reported_once_while_airflow_is_silent,
     failures_and_recoveries_are_reported_once,
     a_crash_mid_sync_and_the_resumed_sync_report_each_transition_once,
     a_run_running_longer_than_usual_is_reported_while_it_runs,
