@@ -107,3 +107,23 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
 }
+
+/// How often the local server publishes the outbox besides after each sync: events of
+/// triggers, and retries of a webhook that failed.
+pub const EVENT_DELIVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Publishes pending pipeline events every [`EVENT_DELIVERY_EVERY`] for as long as the
+/// process runs (a webhook given by `ORCHESTRATION_EVENT_WEBHOOK_URL`; without one, the
+/// outbox is just emptied).
+pub fn spawn_event_delivery(
+    repo: shared::repo::Repository,
+    publisher: shared::publish::SharedPublisher,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(EVENT_DELIVERY_EVERY);
+        loop {
+            every.tick().await;
+            publisher.deliver_within(&repo, EVENT_DELIVERY_EVERY).await;
+        }
+    });
+}

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod publish;
 pub mod lambda;
 pub mod repo;
 pub mod secrets;

@@ -119,6 +119,71 @@ impl Repository {
     }
 }
 
+impl Repository {
+    /// Pipelines by (space, id), one batch read; those of another space are left out.
+    pub async fn pipelines_by_id(
+        &self,
+        wanted: &[(uuid::Uuid, uuid::Uuid)],
+    ) -> Result<Vec<crate::domain::model::Pipeline>> {
+        let keys: Vec<Key> = wanted
+            .iter()
+            .map(|(space, pipeline)| keys::pipeline(*space, *pipeline))
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.table
+            .batch_get(&keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// The users watching a pipeline (one query of its watch items, which sort right after
+    /// its listing entry).
+    pub async fn watchers(
+        &self,
+        space_id: uuid::Uuid,
+        pipeline_id: uuid::Uuid,
+    ) -> Result<Vec<uuid::Uuid>> {
+        let watch = keys::watch(space_id, uuid::Uuid::nil(), pipeline_id);
+        let prefix = watch.sk.trim_end_matches(&uuid::Uuid::nil().to_string());
+        let query = Query::partition(Index::Primary, watch.pk.clone())
+            .sort(SortKey::BeginsWith(prefix.to_string()));
+        Ok(query_all(self.table(), query)
+            .await?
+            .iter()
+            .filter_map(|item| item.get("SK")?.as_str()?.strip_prefix(prefix)?.parse().ok())
+            .collect())
+    }
+
+    /// The slug of a space known by id (spaces are keyed by slug): through the memberships of
+    /// its connectors' creators (GSI1 `USER#<user>`). `None` for a space without connectors,
+    /// or whose connectors' creators all left it.
+    pub async fn space_slug(&self, space_id: uuid::Uuid) -> Result<Option<String>> {
+        let mut creators: Vec<uuid::Uuid> = self
+            .list_connectors(space_id)
+            .await?
+            .into_iter()
+            .map(|c| c.created_by)
+            .collect();
+        creators.dedup();
+        for user_id in creators {
+            let (pk, _) = keys::membership_gsi1(user_id, "");
+            let query =
+                Query::partition(Index::Gsi1, pk).sort(SortKey::BeginsWith("MEMBER#".into()));
+            for item in query_all(self.table(), query).await? {
+                let membership: crate::domain::model::Membership = from_item(item)?;
+                if membership.space_id == space_id {
+                    return Ok(Some(membership.space_slug));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
 fn not_expired(item: &Item, now: i64) -> bool {
     item.get(EXPIRES_ATTR)
         .and_then(serde_json::Value::as_i64)

@@ -34,6 +34,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// Longest any single connector's sync may take.
     pub per_connector_budget: Duration,
+    /// Where the run's pipeline events go (after the syncs and the freshness check).
+    pub publisher: crate::publish::SharedPublisher,
 }
 
 impl Default for Settings {
@@ -42,6 +44,7 @@ impl Default for Settings {
             interval: chrono::Duration::minutes(15),
             concurrency: 4,
             per_connector_budget: Duration::from_secs(240),
+            publisher: Default::default(),
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct Summary {
     pub outcomes: Vec<ConnectorOutcome>,
     /// New `freshness_breached` events of this run (spaces with a connector).
     pub freshness_breaches: usize,
+    /// Pipeline events published (or left for the next run) at the end of the run.
+    pub delivery: crate::publish::Delivery,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +133,7 @@ pub async fn sync_all(
         failed,
         outcomes,
         freshness_breaches: 0,
+        delivery: Default::default(),
     }
 }
 
@@ -283,5 +289,8 @@ pub async fn run(
             tracing::warn!(target: LOG_TARGET, %error, "freshness check failed");
         }
     }
+    // Publishing never fails the run; what is not published stays for the next one.
+    let left = deadline.saturating_duration_since(Instant::now());
+    summary.delivery = settings.publisher.deliver_within(repo, left).await;
     Ok(summary)
 }
