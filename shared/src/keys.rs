@@ -225,13 +225,18 @@ pub fn events_of(space_id: Uuid) -> String {
     format!("EVENTS#{space_id}")
 }
 
-/// The events still to publish (EventBridge, webhook): one small partition, oldest first.
-/// An entry is written in the same transaction as its event and deleted once published.
+/// The events still to publish (EventBridge, webhook): one small partition, in the order
+/// they were detected, and within one detection in the order they happened. An entry is
+/// written in the same transaction as its event and deleted once published.
 pub const OUTBOX_PARTITION: &str = "OUTBOX";
 
-pub fn outbox_entry(detected_at: DateTime<Utc>, event_id: Uuid) -> Key {
+pub fn outbox_entry(
+    detected_at: DateTime<Utc>,
+    occurred_at: DateTime<Utc>,
+    event_id: Uuid,
+) -> Key {
     Key::new(
         OUTBOX_PARTITION,
-        format!("{}#{event_id}", stamp(detected_at)),
+        format!("{}#{}#{event_id}", stamp(detected_at), stamp(occurred_at)),
     )
 }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 pub use envelope::{Envelope, envelopes};
 pub use eventbridge::EventBridgePublisher;
-pub use webhook::WebhookPublisher;
+pub use webhook::{WebhookPublisher, WebhookSettings};
 
 use crate::repo::Repository;
 

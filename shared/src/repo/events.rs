@@ -38,7 +38,7 @@ impl Repository {
         let mut entry = to_item(
             event,
             "outbox",
-            keys::outbox_entry(event.detected_at, event.id),
+            keys::outbox_entry(event.detected_at, event.occurred_at, event.id),
             None,
         )?;
         entry.insert(EXPIRES_ATTR.into(), json!(expires));
