@@ -218,7 +218,10 @@ pub fn event(event_id: Uuid) -> Key {
 
 /// GSI1 of an event: the space's feed, in the order events were detected.
 pub fn event_gsi1(space_id: Uuid, detected_at: DateTime<Utc>, event_id: Uuid) -> (String, String) {
-    (events_of(space_id), format!("{}#{event_id}", stamp(detected_at)))
+    (
+        events_of(space_id),
+        format!("{}#{event_id}", stamp(detected_at)),
+    )
 }
 
 pub fn events_of(space_id: Uuid) -> String {
@@ -230,11 +233,7 @@ pub fn events_of(space_id: Uuid) -> String {
 /// written in the same transaction as its event and deleted once published.
 pub const OUTBOX_PARTITION: &str = "OUTBOX";
 
-pub fn outbox_entry(
-    detected_at: DateTime<Utc>,
-    occurred_at: DateTime<Utc>,
-    event_id: Uuid,
-) -> Key {
+pub fn outbox_entry(detected_at: DateTime<Utc>, occurred_at: DateTime<Utc>, event_id: Uuid) -> Key {
     Key::new(
         OUTBOX_PARTITION,
         format!("{}#{}#{event_id}", stamp(detected_at), stamp(occurred_at)),

@@ -17,8 +17,8 @@ use shared::api::{ErrorBody, EventView, PipelineView, RunView, ValidationErrorBo
 use shared::auth::Caller;
 use shared::http::extract::{Body, EditorRole, Path, Query};
 use shared::http::inputs::{
-    CriticalityUpdate, EventListParams, FreshnessUpdate, IdempotencyKey, PipelineDetailParams, PipelineListParams, PipelinePath,
-    SpacePath, TeamUpdate, TriggerBody,
+    CriticalityUpdate, EventListParams, FreshnessUpdate, IdempotencyKey, PipelineDetailParams,
+    PipelineListParams, PipelinePath, SpacePath, TeamUpdate, TriggerBody,
 };
 use shared::http::pagination::{PageResponse, paginated};
 use shared::http::{AppState, app_with, meta_routes};

@@ -24,9 +24,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 
 /// What happened.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     /// A run ended `failed`.
@@ -182,8 +180,8 @@ pub fn run_transition(
     let identity = format!("{}/{}", run.id, stamp(ended));
     match run.status {
         RunStatus::Failed => {
-            let mut event = Event::new(pipeline, EventType::RunFailed, &identity, ended, now)
-                .for_run(run);
+            let mut event =
+                Event::new(pipeline, EventType::RunFailed, &identity, ended, now).for_run(run);
             event.details = serde_json::json!({
                 "status": run.status.as_str(),
                 "run_type": run.run_type,
@@ -203,8 +201,8 @@ pub fn run_transition(
             if previous.status != RunStatus::Failed {
                 return None;
             }
-            let mut event = Event::new(pipeline, EventType::RunRecovered, &identity, ended, now)
-                .for_run(run);
+            let mut event =
+                Event::new(pipeline, EventType::RunRecovered, &identity, ended, now).for_run(run);
             event.details = serde_json::json!({
                 "status": run.status.as_str(),
                 "run_type": run.run_type,

@@ -145,7 +145,10 @@ mod tests {
         assert_eq!(schedule_period("@daily"), Some(DAY));
         assert_eq!(schedule_period("@hourly"), Some(HOUR));
         assert_eq!(schedule_period("1 day, 0:00:00"), Some(DAY));
-        assert_eq!(schedule_period("2 days, 12:00:00"), Some(2 * DAY + 12 * HOUR));
+        assert_eq!(
+            schedule_period("2 days, 12:00:00"),
+            Some(2 * DAY + 12 * HOUR)
+        );
         assert_eq!(schedule_period("0:30:00"), Some(30 * MINUTE));
         assert_eq!(schedule_period("*/15 * * * *"), Some(15 * MINUTE));
         assert_eq!(schedule_period("* * * * *"), Some(MINUTE));

@@ -28,7 +28,8 @@ pub struct Envelope {
 /// its watchers and one per space for its slug.
 pub async fn envelopes(repo: &Repository, events: Vec<Event>) -> crate::Result<Vec<Envelope>> {
     let mut pipelines: HashMap<Uuid, Pipeline> = HashMap::new();
-    let mut wanted: Vec<(Uuid, Uuid)> = events.iter().map(|e| (e.space_id, e.pipeline_id)).collect();
+    let mut wanted: Vec<(Uuid, Uuid)> =
+        events.iter().map(|e| (e.space_id, e.pipeline_id)).collect();
     wanted.sort_unstable();
     wanted.dedup();
     for pipeline in repo.pipelines_by_id(&wanted).await? {

@@ -63,8 +63,7 @@ impl std::fmt::Debug for SharedPublisher {
 impl SharedPublisher {
     /// [`deliver`], given at most `time` (what is not published by then stays in the outbox).
     pub async fn deliver_within(&self, repo: &Repository, time: std::time::Duration) -> Delivery {
-        match tokio::time::timeout(time, deliver(repo, self.0.as_ref(), MAX_PER_DELIVERY)).await
-        {
+        match tokio::time::timeout(time, deliver(repo, self.0.as_ref(), MAX_PER_DELIVERY)).await {
             Ok(delivery) => delivery,
             Err(_) => Delivery {
                 error: Some("out of time: the rest is published by the next delivery".into()),

@@ -59,7 +59,13 @@ impl WebhookPublisher {
                 tokio::time::sleep(pause).await;
                 pause *= 2;
             }
-            match self.client.post(self.url.clone()).json(&payload).send().await {
+            match self
+                .client
+                .post(self.url.clone())
+                .json(&payload)
+                .send()
+                .await
+            {
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) => last = format!("the webhook answered {}", response.status()),
                 Err(error) if error.is_timeout() => last = "the webhook timed out".into(),

@@ -57,7 +57,11 @@ impl Repository {
     /// Stores an event that no other write records (a running run's or try's duration, a
     /// freshness breach): `false` when it was stored before.
     pub async fn record_event(&self, event: &Event) -> Result<bool> {
-        match self.table.transact_write(self.event_ops(event)?.into()).await {
+        match self
+            .table
+            .transact_write(self.event_ops(event)?.into())
+            .await
+        {
             Ok(()) => Ok(true),
             Err(StoreError::TransactionCancelled { index: Some(0) }) => Ok(false),
             Err(other) => Err(other.into()),

@@ -172,7 +172,10 @@ impl Repository {
         let mut stored_events = HashSet::new();
         loop {
             let detect = detect.then_some(&stored_events);
-            match self.ingest_runs_once(pipeline, runs.clone(), now, detect).await {
+            match self
+                .ingest_runs_once(pipeline, runs.clone(), now, detect)
+                .await
+            {
                 Ok(report) => return Ok(report),
                 Err(Stop::Failed(error)) => return Err(error),
                 Err(Stop::EventExists(id)) => {

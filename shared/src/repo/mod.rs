@@ -44,9 +44,7 @@ impl Repository {
         Self {
             table,
             listings: Arc::default(),
-            event_retention: chrono::Duration::days(
-                crate::domain::events::DEFAULT_RETENTION_DAYS,
-            ),
+            event_retention: chrono::Duration::days(crate::domain::events::DEFAULT_RETENTION_DAYS),
         }
     }
 

@@ -190,7 +190,11 @@ async fn eventbridge_gets_every_event_once_after_a_failure(backend: Backend) {
     // The next delivery publishes them all (in batches of 10) and empties the outbox.
     let publisher = EventBridgePublisher::new(client, bus);
     let delivery = deliver(&app.repo, &publisher, 1000).await;
-    assert_eq!((delivery.published, delivery.failed), (count, 0), "{delivery:?}");
+    assert_eq!(
+        (delivery.published, delivery.failed),
+        (count, 0),
+        "{delivery:?}"
+    );
     assert!(app.repo.pending_events(100).await.unwrap().is_empty());
     assert_eq!(deliver(&app.repo, &publisher, 1000).await.published, 0);
 
@@ -236,8 +240,7 @@ async fn a_failing_webhook_keeps_events_until_it_accepts_them(backend: Backend) 
         attempts: 3,
         backoff: Duration::from_millis(10),
     };
-    let publisher =
-        WebhookPublisher::new(&format!("{}/hook", receiver.uri()), settings).unwrap();
+    let publisher = WebhookPublisher::new(&format!("{}/hook", receiver.uri()), settings).unwrap();
 
     // Failing: every attempt (3) of the first event gets a 500; the rest is not sent.
     let failing = Mock::given(method("POST"))

@@ -136,7 +136,11 @@ fn new_runs(state: &mut AirflowState, count: usize) -> (usize, usize) {
     }
     // Updated now: the next (incremental) sync reads them.
     let now = Utc::now();
-    for run in state.runs.iter_mut().filter(|r| r.dag_run_id.starts_with("new__")) {
+    for run in state
+        .runs
+        .iter_mut()
+        .filter(|r| r.dag_run_id.starts_with("new__"))
+    {
         run.updated_at = now;
     }
     for ti in state
@@ -348,7 +352,10 @@ async fn the_feed_filters_and_pages_newest_first(backend: Backend) {
     );
 
     let count = async |query: &str| -> usize {
-        let response = s.app.get(&format!("/events?size=100&{query}"), viewer).await;
+        let response = s
+            .app
+            .get(&format!("/events?size=100&{query}"), viewer)
+            .await;
         let (status, items) = body(response).await;
         assert_eq!(status, 200, "{query}: {items}");
         items.as_array().unwrap().len()
@@ -356,16 +363,19 @@ async fn the_feed_filters_and_pages_newest_first(backend: Backend) {
     assert_eq!(count("type=run_failed").await, failed);
     assert_eq!(count("type=run_recovered").await, recovered);
     let since = before_pause.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    assert_eq!(count(&format!("since={}", since.replace('+', "%2B"))).await, 1);
+    assert_eq!(
+        count(&format!("since={}", since.replace('+', "%2B"))).await,
+        1
+    );
     let beta = s.pipeline_id("beta");
-    let per_dag: BTreeMap<String, usize> = s
-        .events()
-        .await
-        .iter()
-        .fold(BTreeMap::new(), |mut counts, e| {
-            *counts.entry(e.dag_id.clone()).or_default() += 1;
-            counts
-        });
+    let per_dag: BTreeMap<String, usize> =
+        s.events()
+            .await
+            .iter()
+            .fold(BTreeMap::new(), |mut counts, e| {
+                *counts.entry(e.dag_id.clone()).or_default() += 1;
+                counts
+            });
     assert_eq!(count(&format!("pipeline_id={beta}")).await, per_dag["beta"]);
     assert_eq!(count("watched_only=true").await, 0);
     let watch = s
@@ -382,7 +392,10 @@ async fn the_feed_filters_and_pages_newest_first(backend: Backend) {
     // Bad filters: the platform's 422, every one at once.
     let (status, errors) = body(
         s.app
-            .get("/events?type=exploded&since=yesterday&pipeline_id=x", viewer)
+            .get(
+                "/events?type=exploded&since=yesterday&pipeline_id=x",
+                viewer,
+            )
             .await,
     )
     .await;
@@ -419,7 +432,10 @@ async fn a_freshness_breach_is_reported_once_while_airflow_is_silent(backend: Ba
     // Daily in Airflow: derived 1.5 days; the last success (12.5 hours ago) is fresh.
     let (status, pipeline) = patch(serde_json::json!({ "expected_interval_seconds": null })).await;
     assert_eq!(status, 200, "{pipeline}");
-    assert_eq!(pipeline["expected_interval_seconds"], serde_json::Value::Null);
+    assert_eq!(
+        pipeline["expected_interval_seconds"],
+        serde_json::Value::Null
+    );
     assert_eq!(pipeline["freshness_interval_seconds"], 129_600);
     // The scheduled run: the connector is not due (Airflow is not asked anything), the
     // check still runs.
@@ -444,7 +460,11 @@ async fn a_freshness_breach_is_reported_once_while_airflow_is_silent(backend: Ba
     assert_eq!(pipeline["freshness_interval_seconds"], 3600);
     assert_eq!(run().await.freshness_breaches, 1);
     assert_eq!(run().await.freshness_breaches, 0, "one event per deadline");
-    assert_eq!(s.airflow.with(|state| state.requests), requests, "Airflow silent");
+    assert_eq!(
+        s.airflow.with(|state| state.requests),
+        requests,
+        "Airflow silent"
+    );
     let events = s.events().await;
     assert_eq!(events.len(), 1);
     let breach = &events[0];

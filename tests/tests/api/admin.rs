@@ -220,5 +220,9 @@ async fn the_demo_loads_on_moto_within_a_minute() {
 
     assert!(kinds.contains(&EventType::RunFailed), "{kinds:?}");
     assert!(kinds.contains(&EventType::FreshnessBreached), "{kinds:?}");
-    assert!(events.len() < 100, "a few, not the history: {}", events.len());
+    assert!(
+        events.len() < 100,
+        "a few, not the history: {}",
+        events.len()
+    );
 }

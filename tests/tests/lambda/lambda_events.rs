@@ -472,8 +472,16 @@ async fn pipelines_function_serves_its_fixtures() {
 
     let events = pipelines("list-events").await;
     assert_eq!(events.status, 200, "{:?}", events.body);
-    assert_eq!(events.body, serde_json::json!([]), "a synced failure would be one");
-    assert_eq!(events.header("x-page-size"), Some("10"), "?size=10 was read");
+    assert_eq!(
+        events.body,
+        serde_json::json!([]),
+        "a synced failure would be one"
+    );
+    assert_eq!(
+        events.header("x-page-size"),
+        Some("10"),
+        "?size=10 was read"
+    );
 
     let get = pipelines("get-pipeline").await;
     assert_eq!(get.status, 200, "{:?}", get.body);
