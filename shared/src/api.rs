@@ -362,8 +362,8 @@ impl From<SyncRecord> for SyncView {
     }
 }
 
-/// One pipeline event (docs/EVENTS.md): a transition the sync, the trigger or the freshness
-/// check detected. The same fields are the `detail` of the events published to EventBridge.
+/// One pipeline event (docs/EVENTS.md): a transition the sync or the freshness check
+/// detected. The same fields are the `detail` of the events published to EventBridge.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[schema(as = Event)]
 pub struct EventView {

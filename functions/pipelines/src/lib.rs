@@ -305,7 +305,7 @@ async fn trigger(
 
 /// The space's pipeline events, newest first (docs/EVENTS.md).
 ///
-/// Transitions detected by the sync, the trigger and the scheduled freshness check: failed
+/// Transitions detected by the sync and the scheduled freshness check: failed
 /// and recovered runs, runs and task tries running longer than usual, pipelines paused,
 /// unpaused, inactive or active again, freshness breaches. Each transition is one event with
 /// a deterministic id. Events are kept for the configured retention (default 30 days).

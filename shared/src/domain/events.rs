@@ -1,5 +1,5 @@
 //! Pipeline events: the transitions of a mirrored pipeline that a data team cares about,
-//! detected by the sync (and the trigger) and by the scheduled freshness check.
+//! detected by the sync and by the scheduled freshness check.
 //!
 //! Exactly once: an event's id is a UUIDv5 of its pipeline, its type and the identity of the
 //! transition (e.g. the run and the end time it failed at), never of when it was noticed. The

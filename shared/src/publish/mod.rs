@@ -28,6 +28,12 @@ pub trait Publisher: Send + Sync {
 
     /// For logs.
     fn name(&self) -> &'static str;
+
+    /// True when events are dropped unseen: the outbox is emptied without building envelopes
+    /// (no reads of pipelines, watchers or the space).
+    fn discards(&self) -> bool {
+        false
+    }
 }
 
 /// No delivery: events are kept for the feed, and the outbox is emptied.
@@ -41,6 +47,10 @@ impl Publisher for NoPublisher {
 
     fn name(&self) -> &'static str {
         "none"
+    }
+
+    fn discards(&self) -> bool {
+        true
     }
 }
 
@@ -124,6 +134,12 @@ async fn deliver_round(
         return Ok(0);
     }
     let (keys, events): (Vec<_>, Vec<_>) = pending.into_iter().unzip();
+    if publisher.discards() {
+        delivery.published += keys.len();
+        let round = keys.len();
+        repo.remove_from_outbox(keys).await?;
+        return Ok(round);
+    }
     let envelopes = envelopes(repo, events).await?;
     let results = publisher.publish(&envelopes).await;
     let mut done = Vec::new();

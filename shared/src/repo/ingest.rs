@@ -134,8 +134,8 @@ impl Repository {
 
     /// [`Repository::ingest_runs`], and with `detect`, the runs' transitions (`run_failed`,
     /// `run_recovered`) are stored as events in the transaction of their run's group: exactly
-    /// once, whatever crashes or retries (`domain::events`). The sync and the trigger detect;
-    /// loading history (the demo, a connector's first sync) does not.
+    /// once, whatever crashes or retries (`domain::events`). The sync detects; the trigger
+    /// (its run is queued) and loading history (a connector's first sync) do not.
     pub async fn ingest_runs_detecting(
         &self,
         pipeline: &Pipeline,

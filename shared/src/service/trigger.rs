@@ -226,16 +226,15 @@ async fn call_airflow(
             dag_run.state
         ))
     })?;
-    // Detecting: a triggered run is normally queued (no transition), but Airflow may answer
-    // with a state that is one, and the sync would then not see it as a change.
-    repo.ingest_runs_detecting(
+    // Not detecting: Airflow answers a trigger with the new run queued, which is no
+    // transition; its failure or success is detected by the sync that reads it.
+    repo.ingest_runs(
         pipeline,
         vec![RunWithTasks {
             run: run.clone(),
             task_runs: Vec::new(),
         }],
         now,
-        true,
     )
     .await?;
     Ok(RunView::from(run))
