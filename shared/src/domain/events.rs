@@ -317,3 +317,144 @@ pub fn running_try(
     });
     Some(event)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::domain::model::Provider;
+
+    fn pipeline() -> Pipeline {
+        Pipeline {
+            id: Uuid::from_u128(7),
+            space_id: Uuid::from_u128(1),
+            connector_id: Uuid::from_u128(2),
+            provider: Provider::Airflow,
+            dag_id: "etl".into(),
+            name: "ETL".into(),
+            description: None,
+            owners: vec![],
+            tags: vec![],
+            schedule: None,
+            is_paused: false,
+            is_active: true,
+            provider_metadata: Value::Null,
+            synced_at: Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap(),
+            team_id: None,
+            criticality: None,
+            governance_updated_by: None,
+            governance_updated_at: None,
+            freshness_interval_seconds: None,
+            latest_run: None,
+            last_success: None,
+            last_failure: None,
+        }
+    }
+
+    fn run(name: &str, hour: u32, status: RunStatus) -> Run {
+        let start = Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).unwrap();
+        Run {
+            id: crate::domain::ids::run_id(pipeline().id, name),
+            space_id: pipeline().space_id,
+            pipeline_id: pipeline().id,
+            dag_id: "etl".into(),
+            dag_run_id: name.into(),
+            status,
+            run_type: "scheduled".into(),
+            logical_date: None,
+            queued_at: None,
+            started_at: Some(start),
+            ended_at: status.is_finished().then(|| start + Duration::minutes(10)),
+            longer_than_usual: false,
+            note: None,
+            provider_metadata: Value::Null,
+            synced_at: start,
+        }
+    }
+
+    #[test]
+    fn a_failure_is_one_event_and_a_failure_again_after_a_clear_another() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+        let mut series = RunSeries::default();
+        let failed = run("a", 1, RunStatus::Failed);
+        let event = run_transition(&pipeline(), &series, &failed, now).unwrap();
+        assert_eq!(event.event_type, EventType::RunFailed);
+        assert_eq!(event.occurred_at, failed.ended_at.unwrap());
+        // Noticed again (a retried ingest): the same id.
+        let later = now + Duration::hours(1);
+        assert_eq!(
+            run_transition(&pipeline(), &series, &failed, later).map(|e| e.id),
+            Some(event.id)
+        );
+        // Once stored, the same failure (even with another note) is no transition.
+        series.upsert(RunSample::of(&failed));
+        let noted = Run {
+            note: Some("known".into()),
+            ..failed.clone()
+        };
+        assert!(run_transition(&pipeline(), &series, &noted, now).is_none());
+        // Cleared and failed again later: another event.
+        let again = Run {
+            ended_at: Some(failed.ended_at.unwrap() + Duration::hours(2)),
+            ..failed.clone()
+        };
+        let second = run_transition(&pipeline(), &series, &again, now).unwrap();
+        assert_ne!(second.id, event.id);
+    }
+
+    #[test]
+    fn a_success_recovers_only_after_a_failed_finished_run() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+        let mut series = RunSeries::default();
+        let ok = run("b", 3, RunStatus::Success);
+        assert!(run_transition(&pipeline(), &series, &ok, now).is_none());
+        series.upsert(RunSample::of(&run("a", 1, RunStatus::Failed)));
+        // A running run in between is not a finished one.
+        series.upsert(RunSample::of(&run("r", 2, RunStatus::Running)));
+        let event = run_transition(&pipeline(), &series, &ok, now).unwrap();
+        assert_eq!(event.event_type, EventType::RunRecovered);
+        series.upsert(RunSample::of(&ok));
+        assert!(run_transition(&pipeline(), &series, &ok, now).is_none());
+        // A success after that success recovers nothing.
+        let next = run("c", 5, RunStatus::Success);
+        assert!(run_transition(&pipeline(), &series, &next, now).is_none());
+    }
+
+    #[test]
+    fn pause_and_removal_transitions_are_named_by_the_previous_write() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap();
+        let old = pipeline();
+        let paused = Pipeline {
+            is_paused: true,
+            is_active: false,
+            synced_at: now,
+            ..old.clone()
+        };
+        let events = pipeline_transitions(&old, &paused, now);
+        let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [EventType::PipelineInactive, EventType::PipelinePaused]
+        );
+        assert_eq!(
+            pipeline_transitions(&old, &paused, later(now))[0].id,
+            events[0].id
+        );
+        // Unpaused then paused again: the later pause follows another write.
+        let again = pipeline_transitions(
+            &paused,
+            &Pipeline {
+                is_paused: false,
+                ..paused.clone()
+            },
+            now,
+        );
+        assert_eq!(again[0].event_type, EventType::PipelineUnpaused);
+        assert!(pipeline_transitions(&old, &old, now).is_empty());
+    }
+
+    fn later(now: DateTime<Utc>) -> DateTime<Utc> {
+        now + Duration::minutes(5)
+    }
+}

@@ -186,7 +186,11 @@ async fn start() -> Run {
     let (lambda_airflow, local_airflow) = (airflow().await, airflow().await);
     let secret_arn = create_secret(&moto, "admin").await;
     // The stack's pipeline events bus (template.yaml `EventBus`, named after the stack).
-    create_event_bus(&moto, &format!("{}-pipeline-events", lambda_table.table_name())).await;
+    create_event_bus(
+        &moto,
+        &format!("{}-pipeline-events", lambda_table.table_name()),
+    )
+    .await;
     let lambda_repo = Repository::new(Arc::new(lambda_table.clone()));
     let loaded = local::admin::run(
         &lambda_repo,
@@ -256,7 +260,9 @@ async fn start() -> Run {
 async fn create_event_bus(moto: &str, name: &str) {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto)
-        .region(aws_config::Region::new(orchestration_tests::aws_recorder::REGION))
+        .region(aws_config::Region::new(
+            orchestration_tests::aws_recorder::REGION,
+        ))
         .load()
         .await;
     aws_sdk_eventbridge::Client::new(&config)
