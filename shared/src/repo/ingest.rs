@@ -96,16 +96,21 @@ fn put(item: Item) -> TransactOp {
     }
 }
 
-/// Groups consecutive runs so that each group's writes (a run, its task runs, and at worst one
-/// history per task run) fit in one transaction beside the series and the references. A run
-/// with more task runs than that forms a group of its own.
-fn groups(runs: Vec<RunWithTasks>) -> Vec<Vec<RunWithTasks>> {
+/// Groups consecutive runs so that each group's writes (a run, its task runs, at worst one
+/// history per task run, and the run's event if it has one) fit in one transaction beside the
+/// series and the references. A run with more task runs than that forms a group of its own.
+fn groups(runs: Vec<RunWithTasks>, events: &HashMap<Uuid, Event>) -> Vec<Vec<RunWithTasks>> {
     let budget = MAX_TRANSACTION_OPS - FIXED_OPS;
     let mut groups: Vec<Vec<RunWithTasks>> = Vec::new();
     let mut current = Vec::new();
     let mut used = 0;
     for run in runs {
-        let needed = 1 + EVENT_OPS + 2 * run.task_runs.len();
+        let event_ops = if events.contains_key(&run.run.id) {
+            EVENT_OPS
+        } else {
+            0
+        };
+        let needed = 1 + event_ops + 2 * run.task_runs.len();
         if !current.is_empty() && used + needed > budget {
             groups.push(std::mem::take(&mut current));
             used = 0;
@@ -233,7 +238,23 @@ impl Repository {
         let mut last_failure = current.last_failure.clone();
 
         let mut report = IngestReport::default();
-        for group in groups(runs) {
+        // The runs' transitions, against the series as each run finds it (runs go in time
+        // order): found before grouping, so a group has room for exactly its events.
+        let mut run_events: HashMap<Uuid, Event> = HashMap::new();
+        if let Some(stored_events) = detect {
+            let mut before = series.clone();
+            for RunWithTasks { run, .. } in &runs {
+                if let Some(event) = events::run_transition(&current, &before, run, now)
+                    // An event older than the retention would be gone at once (old history).
+                    && event.occurred_at + self.event_retention > now
+                    && !stored_events.contains(&event.id)
+                {
+                    run_events.insert(run.id, event);
+                }
+                before.upsert(RunSample::of(run));
+            }
+        }
+        for group in groups(runs, &run_events) {
             let mut writes = Vec::new();
             let mut group_events: Vec<Event> = Vec::new();
             let mut touched = HashSet::new();
@@ -242,12 +263,7 @@ impl Repository {
                 mut task_runs,
             } in group
             {
-                if let Some(stored_events) = detect
-                    && let Some(event) = events::run_transition(&current, &series, &run, now)
-                    // An event older than the retention would be gone at once (old history).
-                    && event.occurred_at + self.event_retention > now
-                    && !stored_events.contains(&event.id)
-                {
+                if let Some(event) = run_events.remove(&run.id) {
                     group_events.push(event);
                 }
                 let sample = RunSample::of(&run);

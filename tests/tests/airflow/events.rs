@@ -509,8 +509,45 @@ async fn a_freshness_breach_is_reported_once_while_airflow_is_silent(backend: Ba
     }
 }
 
+/// A page of 100 failures of one pipeline: more events than one ingest transaction holds
+/// beside its runs, so the runs go in several groups, each with its own events.
+async fn a_page_of_failures_of_one_pipeline_is_reported_whole(backend: Backend) {
+    let s = setup(backend, history).await;
+    s.sync().await;
+    let now = Utc::now();
+    s.airflow.with(|state| {
+        for i in 0..100 {
+            let at = now - Span::hours(3) + Span::minutes(i);
+            state.add_run("alpha", &format!("burst__{i:03}"), "failed", at, &[]);
+            state.runs.last_mut().unwrap().updated_at = now;
+        }
+    });
+    s.sync().await;
+    assert_eq!(s.count(EventType::RunFailed).await, 100);
+    let (_, runs) = body_of(
+        s.app
+            .get(
+                &format!(
+                    "/pipelines/{}/runs?status=failed&size=1000",
+                    s.pipeline_id("alpha")
+                ),
+                Some(&s.app.keys.viewer),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        100,
+        "every run stored with its event"
+    );
+    s.sync().await;
+    assert_eq!(s.events().await.len(), 100);
+}
+
 on_both_backends!(
     a_freshness_breach_is_reported_once_while_airflow_is_silent,
+    a_page_of_failures_of_one_pipeline_is_reported_whole,
     failures_and_recoveries_are_reported_once,
     a_crash_mid_sync_and_the_resumed_sync_report_each_transition_once,
     a_run_running_longer_than_usual_is_reported_while_it_runs,
