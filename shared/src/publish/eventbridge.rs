@@ -56,7 +56,6 @@ impl EventBridgePublisher {
                     .source(SOURCE)
                     .detail_type(envelope.detail_type)
                     .detail(detail)
-                    .resources(format!("orchestration:event/{}", envelope.id))
                     .build(),
             );
             positions.push(position);
