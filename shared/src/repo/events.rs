@@ -100,15 +100,31 @@ impl Repository {
             .collect()
     }
 
-    /// Up to `limit` events still to publish, oldest first, with their outbox keys.
+    /// Up to `limit` events still to publish, oldest first, with their outbox keys. Entries
+    /// past their retention (which the table's TTL removes eventually, the embedded store
+    /// never) are removed here instead of being published, so they cannot hold up the rest.
     pub async fn pending_events(&self, limit: u32) -> Result<Vec<(Key, Event)>> {
         let query = Query::partition(Index::Primary, keys::OUTBOX_PARTITION).limit(limit.max(1));
-        let page = self.table.query(&query).await?;
-        page.items
-            .into_iter()
-            .filter_map(|item| Key::of(&item).map(|key| (key, item)))
-            .map(|(key, item)| Ok((key, from_item(item)?)))
-            .collect()
+        let now = Utc::now().timestamp();
+        loop {
+            let page = self.table.query(&query).await?;
+            let (live, expired): (Vec<Item>, Vec<Item>) = page
+                .items
+                .into_iter()
+                .partition(|item| not_expired(item, now));
+            if expired.is_empty() || !live.is_empty() {
+                self.remove_from_outbox(expired.iter().filter_map(Key::of).collect())
+                    .await?;
+                return live
+                    .into_iter()
+                    .filter_map(|item| Key::of(&item).map(|key| (key, item)))
+                    .map(|(key, item)| Ok((key, from_item(item)?)))
+                    .collect();
+            }
+            // A page of expired entries only: removed, then the next page.
+            self.remove_from_outbox(expired.iter().filter_map(Key::of).collect())
+                .await?;
+        }
     }
 
     /// Removes published events from the outbox.

@@ -13,6 +13,7 @@ use orchestration_tests::aws_recorder::{REGION, moto_url};
 use orchestration_tests::fake_airflow::{AirflowState, FakeAirflow};
 use orchestration_tests::{Backend, on_both_backends};
 use serde_json::Value;
+use shared::domain::events::{Event, EventType};
 use shared::domain::ids;
 use shared::domain::model::Criticality;
 use shared::domain::sync::{SyncStatus, SyncTrigger};
@@ -298,7 +299,36 @@ async fn a_failing_webhook_keeps_events_until_it_accepts_them(backend: Backend) 
     );
 }
 
+/// Past the retention, events leave the feed and the outbox whether or not the table's TTL
+/// (which the embedded store does not have) removed them.
+async fn expired_events_leave_the_feed_and_the_outbox(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let pipeline = app.add_pipeline(&app.connector, "etl", |_| {}).await;
+    let short = app.repo.clone().with_event_retention(Span::seconds(1));
+    let now = Utc::now();
+    let event = Event::new(&pipeline, EventType::PipelinePaused, "test", now, now);
+    assert!(short.record_event(&event).await.unwrap());
+    assert!(!short.record_event(&event).await.unwrap(), "stored once");
+    let feed = async || {
+        short
+            .list_events(app.space.id, None, Utc::now())
+            .await
+            .unwrap()
+    };
+    assert_eq!(feed().await.len(), 1);
+    assert_eq!(short.pending_events(10).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(feed().await.is_empty());
+    assert!(short.pending_events(10).await.unwrap().is_empty());
+    let outbox = shared::store::Query::partition(shared::store::Index::Primary, "OUTBOX");
+    let left = shared::store::query_all(app.repo.table(), outbox)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "removed, not only hidden: {left:?}");
+}
+
 on_both_backends!(
     eventbridge_gets_every_event_once_after_a_failure,
+    expired_events_leave_the_feed_and_the_outbox,
     a_failing_webhook_keeps_events_until_it_accepts_them,
 );
