@@ -5,7 +5,7 @@ Generates a Python client with openapi-python-client (pinned in scripts/requirem
 into .tools/generated-client/<hash of the document and the generator>/ (kept, so a warm run
 only imports it), starts `orchestration serve --demo` on a free loopback port with a fresh data
 folder (as scripts/fuzz_run.py does), and calls each of the document's operations through the
-generated functions: lists, reads, team and criticality (set and cleared), watch and unwatch,
+generated functions: lists, reads, team, criticality and freshness (set and cleared), events, watch and unwatch,
 comments (create, list, PUT, PATCH with If-Match, delete, then 404), trigger without a body and
 with one, sync and the sync history. Trigger ends at the demo's unreachable Airflow (502), so
 there the check is that the client parses the error body instead of crashing.
@@ -38,7 +38,7 @@ import fuzz_run  # noqa: E402  (server start and stop, the demo key)
 DOCUMENT = os.path.join(ROOT, "docs", "openapi.json")
 CACHE = os.path.join(ROOT, ".tools", "generated-client")
 PACKAGE = "orchestration_client"
-OPERATIONS = 18
+OPERATIONS = 20
 
 
 def generator_version(bin_dir):
@@ -152,6 +152,20 @@ def exercise(base, key):
     assert updated.criticality == m.Criticality.CRITICAL
     body = m.CriticalityUpdate(criticality=None)
     assert call("pipelines.set_criticality", 200, P, slug, pipeline.id, body=body).parsed.criticality is None
+
+    # Freshness: an interval set, then derived from the schedule again with null.
+    body = m.FreshnessUpdate(expected_interval_seconds=3600)
+    updated = call("pipelines.set_freshness", 200, P, slug, pipeline.id, body=body).parsed
+    assert updated.expected_interval_seconds == 3600 and updated.freshness_interval_seconds == 3600
+    body = m.FreshnessUpdate(expected_interval_seconds=None)
+    cleared = call("pipelines.set_freshness", 200, P, slug, pipeline.id, body=body).parsed
+    assert cleared.expected_interval_seconds is None
+
+    # Pipeline events (the demo has a few): newest first, and filtered by type.
+    events = call("events.list_events", 200, [m.Event], slug, size=5)
+    assert events.parsed and events.headers["x-page-size"] == "5", events.headers
+    failed = call("events.list_events", 200, [m.Event], slug, type_=m.EventType.RUN_FAILED).parsed
+    assert failed and all(e.type_ == m.EventType.RUN_FAILED for e in failed), failed
 
     # Watch and unwatch (204, no body).
     call("pipelines.watch", 204, None, slug, pipeline.id)

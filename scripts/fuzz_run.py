@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY = "fuzz-demo-admin-key-0123456789abcdef"
 SLUG = "demo"
 PREFIX = f"/api/v1.0/spaces/{SLUG}/orchestration"
-OPERATIONS = 18
+OPERATIONS = 20
 MIN_REQUESTS = 1000
 CHECKS = ",".join([
     "not_a_server_error",

@@ -107,3 +107,36 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
 }
+
+/// How often the local server checks freshness and publishes the outbox (besides after each
+/// sync): what the scheduled function does on AWS, for events of triggers, breaches while
+/// Airflow is silent, and retries of a webhook that failed.
+pub const EVENT_DELIVERY_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every [`EVENT_DELIVERY_EVERY`], for as long as the process runs: the freshness check of
+/// every space with a connector, then the outbox's delivery (to the webhook given by
+/// `ORCHESTRATION_EVENT_WEBHOOK_URL`; without one, the outbox is just emptied).
+pub fn spawn_event_delivery(
+    repo: shared::repo::Repository,
+    publisher: shared::publish::SharedPublisher,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(EVENT_DELIVERY_EVERY);
+        loop {
+            every.tick().await;
+            let spaces = match repo.list_all_connectors().await {
+                Ok(connectors) => connectors.into_iter().map(|c| c.space_id).collect(),
+                Err(error) => {
+                    tracing::warn!(%error, "freshness check: could not list connectors");
+                    std::collections::BTreeSet::new()
+                }
+            };
+            let now = chrono::Utc::now();
+            if let Err(error) = shared::service::freshness::check_spaces(&repo, &spaces, now).await
+            {
+                tracing::warn!(%error, "freshness check failed");
+            }
+            publisher.deliver_within(&repo, EVENT_DELIVERY_EVERY).await;
+        }
+    });
+}

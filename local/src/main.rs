@@ -93,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
         Some(dynamo) => Arc::new(dynamo.clone()) as Arc<dyn shared::store::Table>,
         None => config.open().await.context("cannot open the store")?,
     };
-    let repo = Repository::new(table);
+    let retention = shared::config::event_retention_from_env().map_err(anyhow::Error::msg)?;
+    let repo = Repository::new(table).with_event_retention(retention);
     tracing::info!(store = %config.describe(), "store ready");
 
     match cli.command {
@@ -110,6 +111,11 @@ async fn main() -> anyhow::Result<()> {
             let mut state = AppState::with_access(repo, access);
             state.request_deadline =
                 shared::config::request_deadline_from_env().map_err(anyhow::Error::msg)?;
+            let publisher = shared::publish::from_env()
+                .await
+                .map_err(anyhow::Error::msg)?;
+            state.publisher = shared::publish::SharedPublisher(publisher);
+            local::spawn_event_delivery(state.repo.clone(), state.publisher.clone());
             local::serve(state, SocketAddr::new(host, port)).await?;
         }
         Command::Demo { demo_days } => load_demo(&repo, demo_days_for(&config, demo_days)).await?,

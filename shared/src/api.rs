@@ -32,6 +32,11 @@ pub struct PipelineView {
     pub status: PipelineStatus,
     pub team_id: Option<Uuid>,
     pub criticality: Option<Criticality>,
+    /// The freshness interval an editor set (seconds), or null: derived from the schedule.
+    pub expected_interval_seconds: Option<u64>,
+    /// The interval the freshness check uses: the one set, else 1.5 × a plain interval or
+    /// simple cron schedule's period; null when freshness is not checked (docs/EVENTS.md).
+    pub freshness_interval_seconds: Option<u64>,
     pub watched: bool,
     pub summary: SummaryView,
     #[schema(value_type = Object)]
@@ -113,6 +118,7 @@ impl PipelineView {
             recent_statuses,
         };
         let status = pipeline.status();
+        let freshness_interval_seconds = crate::domain::freshness::effective_interval(&pipeline);
         Self {
             id: pipeline.id,
             connector_id: pipeline.connector_id,
@@ -128,6 +134,8 @@ impl PipelineView {
             status,
             team_id: pipeline.team_id,
             criticality: pipeline.criticality,
+            expected_interval_seconds: pipeline.freshness_interval_seconds,
+            freshness_interval_seconds,
             watched,
             summary,
             provider_metadata: pipeline.provider_metadata,
@@ -350,6 +358,72 @@ impl From<SyncRecord> for SyncView {
             error,
             airflow_requests,
             pending,
+        }
+    }
+}
+
+/// One pipeline event (docs/EVENTS.md): a transition the sync or the freshness check
+/// detected. The same fields are the `detail` of the events published to EventBridge.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[schema(as = Event)]
+pub struct EventView {
+    /// Deterministic: the same transition always has the same id (deduplicate on it).
+    pub id: Uuid,
+    /// Version of this schema (also `detail.version` on EventBridge).
+    pub version: u32,
+    #[serde(rename = "type")]
+    pub event_type: crate::domain::events::EventType,
+    /// When the transition happened, as far as known (a run's end, a freshness deadline).
+    pub occurred_at: DateTime<Utc>,
+    /// When the platform noticed it: the feed's order and what `since` filters on.
+    pub detected_at: DateTime<Utc>,
+    pub space_id: Uuid,
+    pub pipeline_id: Uuid,
+    /// The pipeline's name and DAG id when the event was detected.
+    pub pipeline_name: String,
+    pub dag_id: String,
+    pub run_id: Option<Uuid>,
+    pub dag_run_id: Option<String>,
+    pub task_run_id: Option<Uuid>,
+    /// What the type adds: the run's status and times, the time elapsed, the deadline...
+    #[schema(value_type = Object)]
+    pub details: Value,
+    pub links: EventLinks,
+}
+
+/// Paths of the API objects an event is about.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct EventLinks {
+    pub pipeline: String,
+    /// The run (with its task runs), when the event is about one.
+    pub run: Option<String>,
+}
+
+impl EventView {
+    pub fn of(event: crate::domain::events::Event, slug: &str) -> Self {
+        let base = format!("/api/v1.0/spaces/{slug}/orchestration");
+        Self {
+            links: EventLinks {
+                pipeline: format!("{base}/pipelines/{}", event.pipeline_id),
+                run: event.run_id.map(|run| format!("{base}/runs/{run}")),
+            },
+            id: event.id,
+            version: crate::domain::events::SCHEMA_VERSION,
+            event_type: event.event_type,
+            occurred_at: event.occurred_at,
+            detected_at: event.detected_at,
+            space_id: event.space_id,
+            pipeline_id: event.pipeline_id,
+            pipeline_name: event.pipeline_name,
+            dag_id: event.dag_id,
+            run_id: event.run_id,
+            dag_run_id: event.dag_run_id,
+            task_run_id: event.task_run_id,
+            details: if event.details.is_null() {
+                Value::Object(Default::default())
+            } else {
+                event.details
+            },
         }
     }
 }

@@ -159,9 +159,46 @@ pub fn request_deadline_from_lookup(
     }
 }
 
+/// How long pipeline events are kept, in days (1 to 365; default 30).
+pub const EVENT_RETENTION_ENV: &str = "ORCHESTRATION_EVENT_RETENTION_DAYS";
+
+/// The events' retention from [`EVENT_RETENTION_ENV`].
+pub fn event_retention_from_env() -> Result<chrono::Duration, String> {
+    event_retention_from_lookup(|name| std::env::var(name).ok())
+}
+
+pub fn event_retention_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<chrono::Duration, String> {
+    match lookup(EVENT_RETENTION_ENV) {
+        Some(text) if !text.trim().is_empty() => match text.trim().parse::<i64>() {
+            Ok(days) if (1..=365).contains(&days) => Ok(chrono::Duration::days(days)),
+            _ => Err(format!(
+                "{EVENT_RETENTION_ENV} must be a whole number of days from 1 to 365, got {text:?}"
+            )),
+        },
+        _ => Ok(chrono::Duration::days(
+            crate::domain::events::DEFAULT_RETENTION_DAYS,
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_retention_is_1_to_365_days() {
+        let of = |value: Option<&str>| {
+            event_retention_from_lookup(|_| value.map(str::to_string)).map(|d| d.num_days())
+        };
+        assert_eq!(of(None), Ok(30));
+        assert_eq!(of(Some(" ")), Ok(30));
+        assert_eq!(of(Some("7")), Ok(7));
+        assert!(of(Some("0")).is_err());
+        assert!(of(Some("366")).is_err());
+        assert!(of(Some("a week")).is_err());
+    }
 
     #[test]
     fn request_deadline_is_bounded_by_api_gateway() {

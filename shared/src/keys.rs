@@ -209,3 +209,33 @@ pub fn idempotency(space_id: Uuid, user_id: Uuid, key_hash: &str) -> Key {
 pub fn rate_window(key_id: Uuid, window_start: i64) -> Key {
     Key::new(format!("RATE#{key_id}"), format!("WINDOW#{window_start}"))
 }
+
+/// An event, addressed by its deterministic id: the `attribute_not_exists` condition of its
+/// write is what makes it exactly once (see `domain::events`).
+pub fn event(event_id: Uuid) -> Key {
+    Key::new(format!("EVENT#{event_id}"), "EVENT")
+}
+
+/// GSI1 of an event: the space's feed, in the order events were detected.
+pub fn event_gsi1(space_id: Uuid, detected_at: DateTime<Utc>, event_id: Uuid) -> (String, String) {
+    (
+        events_of(space_id),
+        format!("{}#{event_id}", stamp(detected_at)),
+    )
+}
+
+pub fn events_of(space_id: Uuid) -> String {
+    format!("EVENTS#{space_id}")
+}
+
+/// The events still to publish (EventBridge, webhook): one small partition, in the order
+/// they were detected, and within one detection in the order they happened. An entry is
+/// written in the same transaction as its event and deleted once published.
+pub const OUTBOX_PARTITION: &str = "OUTBOX";
+
+pub fn outbox_entry(detected_at: DateTime<Utc>, occurred_at: DateTime<Utc>, event_id: Uuid) -> Key {
+    Key::new(
+        OUTBOX_PARTITION,
+        format!("{}#{}#{event_id}", stamp(detected_at), stamp(occurred_at)),
+    )
+}

@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod lambda;
+pub mod publish;
 pub mod repo;
 pub mod secrets;
 pub mod service;

@@ -269,6 +269,7 @@ pub fn pipeline(connector: &Connector, dag_id: &str) -> Pipeline {
         criticality: None,
         governance_updated_by: None,
         governance_updated_at: None,
+        freshness_interval_seconds: None,
         latest_run: None,
         last_success: None,
         last_failure: None,

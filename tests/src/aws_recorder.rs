@@ -187,9 +187,30 @@ fn operations(headers: &HeaderMap, body: &[u8], status: u16) -> Vec<AwsCall> {
     } else if let Some(operation) = target.strip_prefix("secretsmanager.") {
         let secret = json["SecretId"].as_str().unwrap_or("*").to_string();
         vec![call(format!("secretsmanager:{operation}"), secret, vec![])]
+    } else if let Some(operation) = target.strip_prefix("AWSEvents.") {
+        // PutEvents is authorised per entry, on the entry's bus (a name or an ARN).
+        let buses: Vec<String> = json["Entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|entry| event_bus_arn(entry["EventBusName"].as_str().unwrap_or("default")))
+            .collect();
+        buses
+            .into_iter()
+            .map(|bus| call(format!("events:{operation}"), bus, vec![]))
+            .collect()
     } else {
         // Anything else is an operation the policies would have to name: record it as such.
         vec![call(format!("unknown:{target}"), "*".into(), vec![])]
+    }
+}
+
+/// The ARN of an EventBridge bus given by name or ARN.
+pub fn event_bus_arn(bus: &str) -> String {
+    if bus.starts_with("arn:") {
+        bus.to_string()
+    } else {
+        format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{bus}")
     }
 }
 
@@ -304,6 +325,7 @@ pub fn aws_environment(endpoint: &str) -> Vec<(String, String)> {
     [
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
         ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint),
+        ("AWS_ENDPOINT_URL_EVENTBRIDGE", endpoint),
         ("AWS_REGION", REGION),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),

@@ -221,6 +221,8 @@ impl Resolver<'_> {
             "AWS::AccountId" => json!(ACCOUNT),
             "AWS::URLSuffix" => json!("amazonaws.com"),
             "Table" => json!(self.deployment.table_name),
+            // The pipeline events bus of a stack named after its table (`EventBus.Arn` below).
+            "EventBus" => json!(format!("{}-pipeline-events", self.deployment.table_name)),
             parameter => {
                 let declared = &self.template["Parameters"][parameter];
                 assert!(
@@ -251,6 +253,11 @@ impl Resolver<'_> {
     fn attribute(&self, target: &str) -> Value {
         match target {
             "Table.Arn" => json!(table_arn(&self.deployment.table_name)),
+            // The stack of the IAM tests is named after its table.
+            "EventBus.Arn" => json!(crate::aws_recorder::event_bus_arn(&format!(
+                "{}-pipeline-events",
+                self.deployment.table_name
+            ))),
             other => panic!("!GetAtt {other}: not resolved by the IAM test"),
         }
     }

@@ -59,6 +59,7 @@ async fn sync_now(
         &state.repo,
         &state.secrets,
         state.airflow,
+        &state.publisher,
         &caller,
         path.connector_id,
         Deadline::after(state.request_deadline),

@@ -1,6 +1,6 @@
 //! The pipelines endpoint group: list and read pipelines, and the platform-owned fields
 //! (`PATCH /pipelines/{id}/team`, `PATCH /pipelines/{id}/criticality`,
-//! `PUT`/`DELETE /pipelines/{id}/watch`).
+//! `PUT`/`DELETE /pipelines/{id}/watch`), and the space's pipeline events (`GET /events`).
 //!
 //! Handlers only translate HTTP to a service call and back; the rules live in
 //! `shared::service::{pipelines, governance}`. Each handler is declared once: its
@@ -13,16 +13,17 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use shared::Result;
-use shared::api::{ErrorBody, PipelineView, RunView, ValidationErrorBody};
+use shared::api::{ErrorBody, EventView, PipelineView, RunView, ValidationErrorBody};
 use shared::auth::Caller;
 use shared::http::extract::{Body, EditorRole, Path, Query};
 use shared::http::inputs::{
-    CriticalityUpdate, IdempotencyKey, PipelineDetailParams, PipelineListParams, PipelinePath,
-    SpacePath, TeamUpdate, TriggerBody,
+    CriticalityUpdate, EventListParams, FreshnessUpdate, IdempotencyKey, PipelineDetailParams,
+    PipelineListParams, PipelinePath, SpacePath, TeamUpdate, TriggerBody,
 };
 use shared::http::pagination::{PageResponse, paginated};
 use shared::http::{AppState, app_with, meta_routes};
 use shared::service::Deadline;
+use shared::service::events::{self, EventFilter};
 use shared::service::governance;
 use shared::service::pipelines::{self, PipelineFilter};
 use shared::service::trigger::{self, TriggerInput, Triggered};
@@ -36,8 +37,10 @@ pub fn endpoints() -> OpenApiRouter<AppState> {
         .routes(routes!(get_pipeline))
         .routes(routes!(set_team))
         .routes(routes!(set_criticality))
+        .routes(routes!(set_freshness))
         .routes(routes!(watch, unwatch))
         .routes(routes!(trigger))
+        .routes(routes!(list_events))
 }
 
 /// The OpenAPI document of the whole API, as committed (a test keeps it fresh). This
@@ -175,6 +178,39 @@ async fn set_criticality(
     Ok(Json(pipeline))
 }
 
+/// Set the expected interval between successful runs, in seconds, or `null` to derive it
+/// from the schedule (1.5 × a plain interval or simple cron's period; other schedules: not
+/// checked). A pipeline with no successful run within it gets a `freshness_breached` event
+/// from the scheduled check (docs/EVENTS.md). Editors and admins.
+#[utoipa::path(
+    patch,
+    path = "/pipelines/{pipeline_id}/freshness",
+    tag = "pipelines",
+    params(PipelinePath),
+    request_body = FreshnessUpdate,
+    responses(
+        (status = 200, description = "The updated pipeline", body = PipelineView),
+        (status = 403, description = "The caller is not an editor or admin", body = ErrorBody),
+    )
+)]
+async fn set_freshness(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<PipelinePath>,
+    _editor: EditorRole,
+    Body(update): Body<FreshnessUpdate>,
+) -> Result<Json<PipelineView>> {
+    let pipeline = governance::set_freshness(
+        &state.repo,
+        &caller,
+        path.pipeline_id,
+        update.expected_interval_seconds,
+        Utc::now(),
+    )
+    .await?;
+    Ok(Json(pipeline))
+}
+
 /// Watch the pipeline (the caller). Idempotent.
 #[utoipa::path(
     put,
@@ -265,4 +301,36 @@ async fn trigger(
         Deadline::after(state.request_deadline),
     )
     .await
+}
+
+/// The space's pipeline events, newest first (docs/EVENTS.md).
+///
+/// Transitions detected by the sync and the scheduled freshness check: failed
+/// and recovered runs, runs and task tries running longer than usual, pipelines paused,
+/// unpaused, inactive or active again, freshness breaches. Each transition is one event with
+/// a deterministic id. Events are kept for the configured retention (default 30 days).
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    params(SpacePath, EventListParams),
+    responses(
+        (status = 200, description = "One page of events, newest detected first", body = [EventView]),
+    )
+)]
+async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<EventListParams>,
+) -> Result<PageResponse<EventView>> {
+    let filter = EventFilter {
+        pipeline_id: params.pipeline_id,
+        event_type: params.r#type,
+        watched_only: params.watched_only,
+        since: params.since,
+    };
+    let page = params.size.page(params.page);
+    let paged = events::list(&state.repo, &caller, &filter, page, Utc::now()).await?;
+    Ok(paginated(paged, uri))
 }

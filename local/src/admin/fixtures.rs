@@ -230,6 +230,7 @@ fn pipeline(connector: &Connector) -> Pipeline {
         criticality: None,
         governance_updated_by: None,
         governance_updated_at: None,
+        freshness_interval_seconds: None,
         latest_run: None,
         last_success: None,
         last_failure: None,

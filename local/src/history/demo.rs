@@ -522,10 +522,36 @@ async fn write_data(
         outcome.pipelines += 1;
         outcome.runs += runs.len();
         outcome.task_runs += runs.iter().map(|r| r.task_runs.len()).sum::<usize>();
-        repo.ingest_runs(&pipeline, runs, now).await?;
+        // The history as a connector's first sync loads it (no events), then the last day
+        // as later syncs see it: its failures and recoveries are the demo's events.
+        let recent = now - chrono::Duration::days(1);
+        let (last_day, history): (Vec<_>, Vec<_>) =
+            runs.into_iter().partition(|r| r.run.at() >= recent);
+        repo.ingest_runs(&pipeline, history, now).await?;
+        repo.ingest_runs_detecting(&pipeline, last_day, now, true)
+            .await?;
+        // One pipeline expected every minute (the shortest interval), which its daily
+        // schedule cannot meet: the freshness check below reports it.
+        if spec.dag.dag_id == FRESHNESS_DEMO_DAG {
+            repo.set_pipeline_platform_fields(
+                space_id,
+                pipeline.id,
+                None,
+                None,
+                Some(Some(shared::domain::freshness::MIN_INTERVAL_SECONDS)),
+                admin_user_id(),
+                now,
+            )
+            .await?;
+        }
     }
+    let spaces = std::collections::BTreeSet::from([space_id]);
+    shared::service::freshness::check_spaces(repo, &spaces, now).await?;
     Ok(())
 }
+
+/// The demo pipeline with a freshness interval its schedule cannot meet.
+const FRESHNESS_DEMO_DAG: &str = "finance_ledger_close";
 
 fn pipeline_of(spec: &DagSpec, space_id: Uuid, connector_id: Uuid, now: DateTime<Utc>) -> Pipeline {
     let dag = &spec.dag;

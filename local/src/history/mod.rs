@@ -146,6 +146,7 @@ pub(crate) fn pipeline(
         criticality: None,
         governance_updated_by: None,
         governance_updated_at: None,
+        freshness_interval_seconds: None,
         latest_run: None,
         last_success: None,
         last_failure: None,

@@ -1,6 +1,8 @@
 //! Domain model and rules, independent of HTTP and of storage.
 
 pub mod api_key;
+pub mod events;
+pub mod freshness;
 pub mod ids;
 pub mod listing;
 pub mod model;

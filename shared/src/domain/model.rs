@@ -314,6 +314,10 @@ pub struct Pipeline {
     pub governance_updated_by: Option<Uuid>,
     #[serde(default)]
     pub governance_updated_at: Option<DateTime<Utc>>,
+    /// Platform-owned: a successful run is expected within this many seconds (`None` =
+    /// derived from the schedule, see `domain::freshness`).
+    #[serde(default)]
+    pub freshness_interval_seconds: Option<u64>,
     // Maintained by ingestion.
     #[serde(default)]
     pub latest_run: Option<RunRef>,

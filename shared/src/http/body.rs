@@ -136,6 +136,32 @@ impl Fields {
         }
     }
 
+    /// A required field that is an integer in `min..=max`, or `null`.
+    pub fn nullable_integer(&mut self, name: &str, min: u64, max: u64) -> Option<Option<u64>> {
+        match self.take(name, true)? {
+            Value::Null => Some(None),
+            Value::Number(n) => match n.as_u64().filter(|n| (min..=max).contains(n)) {
+                Some(n) => Some(Some(n)),
+                None if n.is_u64() || n.is_i64() => {
+                    self.error(
+                        name,
+                        format!("Input should be between {min} and {max}"),
+                        "range",
+                    );
+                    None
+                }
+                None => {
+                    self.error(name, "Input should be a valid integer", "int_type");
+                    None
+                }
+            },
+            _ => {
+                self.error(name, "Input should be a valid integer or null", "int_type");
+                None
+            }
+        }
+    }
+
     /// A required field that is one of `allowed` labels, or `null`.
     pub fn nullable_choice<T: Copy>(
         &mut self,

@@ -20,6 +20,7 @@ use super::params::{
     LARGE_PAGES, MAX_PAGE, MAX_PAGE_SIZE, PageDefaults, QueryField, QueryParams, QueryValue,
     STANDARD_PAGES, path_params, query_params,
 };
+use crate::domain::events::EventType;
 use crate::domain::model::{
     Criticality, PipelineStatus, Provider, RUN_TYPES, RunStatus, normalize_comment,
 };
@@ -254,6 +255,29 @@ query_params! {
 }
 
 query_params! {
+    /// Query parameters of `GET /events`.
+    pub struct EventListParams {
+        /// Only this pipeline's events.
+        pub pipeline_id: Option<Uuid>,
+        /// Only events of this type.
+        #[param(rename = "type")]
+        pub r#type: Option<EventType>,
+        /// Only events of pipelines the caller watches.
+        #[param(default = false, required = false)]
+        pub watched_only: bool,
+        /// Events detected at or after this time (RFC 3339, or a date meaning its start in UTC).
+        pub since: Option<DateTime<Utc>>,
+        /// Page number, from 1.
+        #[param(inline, required = false)]
+        pub page: PageNumber,
+        /// Page size. Any `int32` from 1 is accepted; values above 100 (the list's maximum)
+        /// are capped to 100, not rejected, and `X-Page-Size` gives the size used.
+        #[param(inline, required = false)]
+        pub size: StandardPageSize,
+    }
+}
+
+query_params! {
     /// Query parameters of `GET /pipelines/{pipeline_id}`.
     pub struct PipelineDetailParams {
         /// Summary window in days.
@@ -363,6 +387,29 @@ impl FromBody for CriticalityUpdate {
         let criticality =
             fields.nullable_choice("criticality", &Criticality::ALL, Criticality::as_str)?;
         Some(Self { criticality })
+    }
+}
+
+/// Body of `PATCH /pipelines/{pipeline_id}/freshness`: the expected interval between
+/// successful runs in seconds (60 to 31,622,400), or `null` to derive it from the schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessUpdate {
+    #[schema(required = true, minimum = 60, maximum = 31622400)]
+    pub expected_interval_seconds: Option<u64>,
+}
+
+impl FromBody for FreshnessUpdate {
+    fn from_fields(fields: &mut Fields) -> Option<Self> {
+        use crate::domain::freshness::{MAX_INTERVAL_SECONDS, MIN_INTERVAL_SECONDS};
+        let expected_interval_seconds = fields.nullable_integer(
+            "expected_interval_seconds",
+            MIN_INTERVAL_SECONDS,
+            MAX_INTERVAL_SECONDS,
+        )?;
+        Some(Self {
+            expected_interval_seconds,
+        })
     }
 }
 
@@ -539,6 +586,7 @@ mod tests {
     fn every_documented_body_property_is_parsed() {
         check_body::<TeamUpdate>();
         check_body::<CriticalityUpdate>();
+        check_body::<FreshnessUpdate>();
         check_body::<CommentBody>();
         check_body::<TriggerBody>();
     }

@@ -65,6 +65,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Per-key rate limiting; `None` when turned off.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Where pipeline events found by syncs go (none unless configured).
+    pub publisher: crate::publish::SharedPublisher,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             rate_limiter: access
                 .rate_limit_per_minute
                 .map(|limit| Arc::new(RateLimiter::new(limit))),
+            publisher: Default::default(),
         }
     }
 
@@ -167,8 +170,11 @@ pub async fn lambda_state() -> Result<AppState, String> {
     let config = crate::config::StoreConfig::dynamodb_from_env()?;
     let access = AccessConfig::from_env()?;
     let request_deadline = crate::config::request_deadline_from_env()?;
+    let retention = crate::config::event_retention_from_env()?;
     let table = config.open().await.map_err(|e| e.to_string())?;
-    let mut state = AppState::with_access(Repository::new(table), access);
+    let repo = Repository::new(table).with_event_retention(retention);
+    let mut state = AppState::with_access(repo, access);
     state.request_deadline = request_deadline;
+    state.publisher = crate::publish::SharedPublisher(crate::publish::from_env().await?);
     Ok(state)
 }

@@ -322,8 +322,9 @@ macro_rules! query_choice {
     )+};
 }
 
+use crate::domain::events::EventType;
 use crate::domain::model::{Criticality, PipelineStatus, Provider, RunStatus};
-query_choice!(Provider, PipelineStatus, Criticality, RunStatus);
+query_choice!(Provider, PipelineStatus, Criticality, RunStatus, EventType);
 
 /// A path struct's field, read from the matched route's `{name}` segment.
 pub trait PathValue: Sized {
@@ -372,7 +373,8 @@ macro_rules! query_params {
                 let parsed = Self {
                     $($field: <$ty as $crate::http::params::QueryField>::read(
                         params,
-                        stringify!($field),
+                        // A raw identifier (`r#type`) is the parameter without its prefix.
+                        stringify!($field).trim_start_matches("r#"),
                     )),*
                 };
                 $($check(&parsed, params);)?

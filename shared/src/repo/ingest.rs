@@ -20,10 +20,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::listing::ListingChange;
 use super::pipelines::{REVISION_ATTR, decode_series, series_item};
 use super::{Repository, from_item, json, to_item};
+use crate::domain::events::{self, Event};
 use crate::domain::model::{Pipeline, Run, RunRef, RunStatus, TaskRun};
 use crate::domain::summary::{RunSample, RunSeries, TaskHistory, run_key};
 use crate::error::{Error, Result};
@@ -53,11 +55,16 @@ const INGEST_ATTEMPTS: u32 = 5;
 /// Operations of a transaction left for the series, the pipeline's references and its
 /// listing entry.
 const FIXED_OPS: usize = 3;
+/// Operations a run's event takes (the event and its outbox entry; a run makes at most one
+/// transition per ingest).
+const EVENT_OPS: usize = 2;
 
 /// Why one attempt of an ingest stopped.
 enum Stop {
     /// The series changed since it was read (or the transaction met another): read again.
     Contended,
+    /// This event is stored already (its transition was recorded before): go again without it.
+    EventExists(Uuid),
     Failed(Error),
 }
 
@@ -89,16 +96,21 @@ fn put(item: Item) -> TransactOp {
     }
 }
 
-/// Groups consecutive runs so that each group's writes (a run, its task runs, and at worst one
-/// history per task run) fit in one transaction beside the series and the references. A run
-/// with more task runs than that forms a group of its own.
-fn groups(runs: Vec<RunWithTasks>) -> Vec<Vec<RunWithTasks>> {
+/// Groups consecutive runs so that each group's writes (a run, its task runs, at worst one
+/// history per task run, and the run's event if it has one) fit in one transaction beside the
+/// series and the references. A run with more task runs than that forms a group of its own.
+fn groups(runs: Vec<RunWithTasks>, events: &HashMap<Uuid, Event>) -> Vec<Vec<RunWithTasks>> {
     let budget = MAX_TRANSACTION_OPS - FIXED_OPS;
     let mut groups: Vec<Vec<RunWithTasks>> = Vec::new();
     let mut current = Vec::new();
     let mut used = 0;
     for run in runs {
-        let needed = 1 + 2 * run.task_runs.len();
+        let event_ops = if events.contains_key(&run.run.id) {
+            EVENT_OPS
+        } else {
+            0
+        };
+        let needed = 1 + event_ops + 2 * run.task_runs.len();
         if !current.is_empty() && used + needed > budget {
             groups.push(std::mem::take(&mut current));
             used = 0;
@@ -119,14 +131,30 @@ impl Repository {
     pub async fn ingest_runs(
         &self,
         pipeline: &Pipeline,
+        runs: Vec<RunWithTasks>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReport> {
+        self.ingest_runs_detecting(pipeline, runs, now, false).await
+    }
+
+    /// [`Repository::ingest_runs`], and with `detect`, the runs' transitions (`run_failed`,
+    /// `run_recovered`) are stored as events in the transaction of their run's group: exactly
+    /// once, whatever crashes or retries (`domain::events`). The sync detects; the trigger
+    /// (its run is queued) and loading history (a connector's first sync) do not.
+    pub async fn ingest_runs_detecting(
+        &self,
+        pipeline: &Pipeline,
         mut runs: Vec<RunWithTasks>,
         now: DateTime<Utc>,
+        detect: bool,
     ) -> Result<IngestReport> {
         if runs.is_empty() {
             return Ok(IngestReport::default());
         }
         runs.sort_by_key(|r| (r.run.at(), r.run.id));
-        let outcome = self.ingest_runs_with_retries(pipeline, runs, now).await;
+        let outcome = self
+            .ingest_runs_with_retries(pipeline, runs, now, detect)
+            .await;
         // Whatever the outcome, some groups may have been committed (each updates the
         // pipeline item's run references): cached listings of the space must be re-read.
         let bumped = self
@@ -142,12 +170,22 @@ impl Repository {
         pipeline: &Pipeline,
         runs: Vec<RunWithTasks>,
         now: DateTime<Utc>,
+        detect: bool,
     ) -> Result<IngestReport> {
         let mut attempt = 1;
+        // Events found stored already: not written again (bounded by the runs' count).
+        let mut stored_events = HashSet::new();
         loop {
-            match self.ingest_runs_once(pipeline, runs.clone(), now).await {
+            let detect = detect.then_some(&stored_events);
+            match self
+                .ingest_runs_once(pipeline, runs.clone(), now, detect)
+                .await
+            {
                 Ok(report) => return Ok(report),
                 Err(Stop::Failed(error)) => return Err(error),
+                Err(Stop::EventExists(id)) => {
+                    stored_events.insert(id);
+                }
                 Err(Stop::Contended) if attempt < INGEST_ATTEMPTS => {
                     back_off(attempt).await;
                     attempt += 1;
@@ -167,6 +205,7 @@ impl Repository {
         pipeline: &Pipeline,
         runs: Vec<RunWithTasks>,
         now: DateTime<Utc>,
+        detect: Option<&HashSet<Uuid>>,
     ) -> Result<IngestReport, Stop> {
         let pipeline_key = keys::pipeline(pipeline.space_id, pipeline.id);
         let series_key = keys::run_series(pipeline.id);
@@ -199,14 +238,34 @@ impl Repository {
         let mut last_failure = current.last_failure.clone();
 
         let mut report = IngestReport::default();
-        for group in groups(runs) {
+        // The runs' transitions, against the series as each run finds it (runs go in time
+        // order): found before grouping, so a group has room for exactly its events.
+        let mut run_events: HashMap<Uuid, Event> = HashMap::new();
+        if let Some(stored_events) = detect {
+            let mut before = series.clone();
+            for RunWithTasks { run, .. } in &runs {
+                if let Some(event) = events::run_transition(&current, &before, run, now)
+                    // An event older than the retention would be gone at once (old history).
+                    && event.occurred_at + self.event_retention > now
+                    && !stored_events.contains(&event.id)
+                {
+                    run_events.insert(run.id, event);
+                }
+                before.upsert(RunSample::of(run));
+            }
+        }
+        for group in groups(runs, &run_events) {
             let mut writes = Vec::new();
+            let mut group_events: Vec<Event> = Vec::new();
             let mut touched = HashSet::new();
             for RunWithTasks {
                 mut run,
                 mut task_runs,
             } in group
             {
+                if let Some(event) = run_events.remove(&run.id) {
+                    group_events.push(event);
+                }
                 let sample = RunSample::of(&run);
                 run.longer_than_usual = series.is_longer_than_usual(&sample);
                 series.upsert(sample);
@@ -288,10 +347,24 @@ impl Repository {
                     condition: Some(Condition::Exists),
                 },
             ];
+            // The events next, in the first transaction of the group with their runs; each
+            // event's conditional put is at a known position.
+            let mut event_at = Vec::with_capacity(group_events.len());
+            for event in &group_events {
+                event_at.push((ops.len(), event.id));
+                ops.extend(self.event_ops(event)?);
+            }
+            let room = MAX_TRANSACTION_OPS - ops.len();
             let mut rest = writes.into_iter().chain(history_writes).map(put);
-            ops.extend(rest.by_ref().take(MAX_TRANSACTION_OPS - FIXED_OPS));
+            ops.extend(rest.by_ref().take(room));
             match self.table.transact_write(ops).await {
                 Ok(()) => {}
+                Err(StoreError::TransactionCancelled { index: Some(index) })
+                    if event_at.iter().any(|(at, _)| *at == index) =>
+                {
+                    let (_, id) = event_at.iter().find(|(at, _)| *at == index).unwrap();
+                    return Err(Stop::EventExists(*id));
+                }
                 Err(StoreError::TransactionCancelled { index: Some(1) }) => {
                     return Err(Stop::Failed(Error::NotFound("Pipeline not found")));
                 }
@@ -378,6 +451,43 @@ impl Repository {
             .collect::<Result<Vec<_>>>()?;
         self.table.batch_write(history_writes).await?;
         Ok(task_runs.len())
+    }
+}
+
+impl Repository {
+    /// Tries of one pipeline still running at `now` for longer than their task's successful
+    /// tries usually take become `task_run_longer_than_usual` events, one per try (the id is
+    /// the try's), whether or not the try changed since the last sync. One batch read of the
+    /// tasks' histories.
+    pub async fn detect_running_tries(
+        &self,
+        pipeline: &Pipeline,
+        tries: &[TaskRun],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let running: Vec<&TaskRun> = tries.iter().filter(|t| t.status == "running").collect();
+        if running.is_empty() {
+            return Ok(0);
+        }
+        let wanted = history_keys(pipeline, running.iter().map(|t| t.task_id.as_str()));
+        let mut histories = HashMap::new();
+        for item in self.table.batch_get(&wanted).await? {
+            let Some(key) = Key::of(&item) else { continue };
+            if let Some((task_id, history)) = decode_history(&key, &item)? {
+                histories.insert(task_id, history);
+            }
+        }
+        let mut recorded = 0;
+        for task_run in running {
+            let history = histories.get(&task_run.task_id);
+            if let Some(event) =
+                history.and_then(|h| events::running_try(pipeline, h, task_run, now))
+                && self.record_event(&event).await?
+            {
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
     }
 }
 

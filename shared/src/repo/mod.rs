@@ -5,6 +5,7 @@
 
 mod comments;
 mod directory;
+mod events;
 mod idempotency;
 mod ingest;
 mod listing;
@@ -34,6 +35,8 @@ pub use pipelines::PipelineWithSeries;
 pub struct Repository {
     table: Arc<dyn Table>,
     listings: Arc<listing::ListingCache>,
+    /// How long pipeline events are kept (their `expires_at`).
+    event_retention: chrono::Duration,
 }
 
 impl Repository {
@@ -41,7 +44,18 @@ impl Repository {
         Self {
             table,
             listings: Arc::default(),
+            event_retention: chrono::Duration::days(crate::domain::events::DEFAULT_RETENTION_DAYS),
         }
+    }
+
+    /// The same repository keeping pipeline events for `retention`.
+    pub fn with_event_retention(mut self, retention: chrono::Duration) -> Self {
+        self.event_retention = retention;
+        self
+    }
+
+    pub fn event_retention(&self) -> chrono::Duration {
+        self.event_retention
     }
 
     pub fn table(&self) -> &dyn Table {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::listing::ListingChange;
 use super::{Repository, from_item, json, to_item};
+use crate::domain::events::Event;
 use crate::domain::model::{Criticality, Pipeline};
 use crate::domain::summary::RunSeries;
 use crate::error::{Error, Result};
@@ -125,6 +126,18 @@ impl Repository {
     /// criticality, governance audit) and ingestion's run references are never written here,
     /// so a sync cannot overwrite what users set, even when both happen at once.
     pub async fn upsert_pipeline_metadata(&self, pipeline: &Pipeline) -> Result<()> {
+        self.upsert_pipeline_metadata_with_events(pipeline, Vec::new())
+            .await
+    }
+
+    /// [`Repository::upsert_pipeline_metadata`] with the events of the change (paused,
+    /// inactive...), written in the same transaction, each only if it is not stored yet: a
+    /// retried sync that notices the same transition again writes the metadata only.
+    pub async fn upsert_pipeline_metadata_with_events(
+        &self,
+        pipeline: &Pipeline,
+        mut events: Vec<Event>,
+    ) -> Result<()> {
         let key = keys::pipeline(pipeline.space_id, pipeline.id);
         // The entry holds only what the list filters and sorts on (its key names the space
         // and the pipeline): every byte of it is read by every uncached list of the space.
@@ -153,20 +166,34 @@ impl Repository {
             .set("is_active", pipeline.is_active)
             .set("provider_metadata", pipeline.provider_metadata.clone())
             .set("synced_at", json(&pipeline.synced_at)?);
-        self.table
-            .transact_write(vec![
-                TransactOp::Update {
-                    key,
-                    update: update.add(REVISION_ATTR, 1),
-                    condition: None,
-                },
-                TransactOp::Update {
-                    key: keys::listing_entry(pipeline.space_id, pipeline.id),
-                    update: entry.add(REVISION_ATTR, 1),
-                    condition: None,
-                },
-            ])
-            .await?;
+        let writes = vec![
+            TransactOp::Update {
+                key,
+                update: update.add(REVISION_ATTR, 1),
+                condition: None,
+            },
+            TransactOp::Update {
+                key: keys::listing_entry(pipeline.space_id, pipeline.id),
+                update: entry.add(REVISION_ATTR, 1),
+                condition: None,
+            },
+        ];
+        loop {
+            let mut ops = writes.clone();
+            for event in &events {
+                ops.extend(self.event_ops(event)?);
+            }
+            match self.table.transact_write(ops).await {
+                Ok(()) => break,
+                // Only the events' puts have conditions: events[i] is at 2 + 2i.
+                Err(StoreError::TransactionCancelled { index: Some(index) })
+                    if index >= writes.len() && (index - writes.len()) % 2 == 0 =>
+                {
+                    events.remove((index - writes.len()) / 2);
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
         self.bump_listing_version(pipeline.space_id, Some(ListingChange::Entry(pipeline.id)))
             .await
     }
@@ -178,6 +205,33 @@ impl Repository {
         pipeline_id: Uuid,
         team_id: Option<Option<Uuid>>,
         criticality: Option<Option<Criticality>>,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Pipeline> {
+        self.set_pipeline_platform_fields(
+            space_id,
+            pipeline_id,
+            team_id,
+            criticality,
+            None,
+            user_id,
+            now,
+        )
+        .await
+    }
+
+    /// Sets the platform-owned fields given (`Some`) of a pipeline: team, criticality, the
+    /// freshness interval (404 if absent). The freshness interval is not on the listing entry
+    /// (the list neither filters nor sorts on it), but the entry's revision moves with the
+    /// pipeline's, so cached copies of the pipeline are re-read.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_pipeline_platform_fields(
+        &self,
+        space_id: Uuid,
+        pipeline_id: Uuid,
+        team_id: Option<Option<Uuid>>,
+        criticality: Option<Option<Criticality>>,
+        freshness_interval_seconds: Option<Option<u64>>,
         user_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Pipeline> {
@@ -194,6 +248,9 @@ impl Repository {
             let criticality = criticality.map(|c| c.as_str());
             update = update.set_or_remove("criticality", criticality);
             entry = entry.set_or_remove("criticality", criticality);
+        }
+        if let Some(interval) = freshness_interval_seconds {
+            update = update.set_or_remove("freshness_interval_seconds", interval);
         }
         let key = keys::pipeline(space_id, pipeline_id);
         // The pipeline and its listing entry together, or neither (the entry's condition

@@ -108,10 +108,12 @@ pub async fn find(repo: &Repository, caller: &Caller, connector_id: Uuid) -> Res
 /// Syncs a connector now, answering by `deadline`: no Airflow call outlives its cut-off, and a
 /// sync that runs out of time keeps its checkpoint (the record says `pending`). A sync that
 /// cannot start for want of credentials is recorded as failed like any other.
+#[allow(clippy::too_many_arguments)]
 pub async fn sync(
     repo: &Repository,
     secrets: &SecretResolver,
     settings: AirflowSettings,
+    publisher: &crate::publish::SharedPublisher,
     caller: &Caller,
     connector_id: Uuid,
     deadline: Deadline,
@@ -145,9 +147,13 @@ pub async fn sync(
     };
     let mut options = SyncOptions::new(SyncTrigger::Manual, deadline.airflow_budget());
     options.triggered_by = Some(caller.user_id);
-    sync_connector(repo, &client, &connector, options)
-        .await
-        .map(SyncView::from)
+    let record = sync_connector(repo, &client, &connector, options).await?;
+    // The events the sync found, published in the time the request has left (never failing
+    // it: what is not published now is published by the next delivery).
+    publisher
+        .deliver_within(repo, deadline.airflow_budget())
+        .await;
+    Ok(SyncView::from(record))
 }
 
 async fn record_failure(

@@ -62,6 +62,29 @@ pub async fn set_criticality(
     pipelines::get(repo, caller, pipeline_id, DEFAULT_DAYS, now).await
 }
 
+/// Sets the expected interval between successful runs (seconds), or with `None` lets it be
+/// derived from the schedule (`domain::freshness`).
+pub async fn set_freshness(
+    repo: &Repository,
+    caller: &Caller,
+    pipeline_id: Uuid,
+    interval_seconds: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<PipelineView> {
+    caller.require(Role::Editor)?;
+    repo.set_pipeline_platform_fields(
+        caller.space_id,
+        pipeline_id,
+        None,
+        None,
+        Some(interval_seconds),
+        caller.user_id,
+        now,
+    )
+    .await?;
+    pipelines::get(repo, caller, pipeline_id, DEFAULT_DAYS, now).await
+}
+
 /// The caller watches (`true`) or stops watching a pipeline; idempotent.
 pub async fn set_watch(
     repo: &Repository,

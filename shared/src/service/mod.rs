@@ -2,6 +2,8 @@
 
 pub mod comments;
 pub mod connectors;
+pub mod events;
+pub mod freshness;
 pub mod governance;
 pub mod pipelines;
 pub mod runs;

@@ -226,6 +226,8 @@ async fn call_airflow(
             dag_run.state
         ))
     })?;
+    // Not detecting: Airflow answers a trigger with the new run queued, which is no
+    // transition; its failure or success is detected by the sync that reads it.
     repo.ingest_runs(
         pipeline,
         vec![RunWithTasks {

@@ -7,6 +7,7 @@
 //! Due: never synced, an unfinished sync to resume, or the last sync ended at least
 //! `interval` ago.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -33,6 +34,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// Longest any single connector's sync may take.
     pub per_connector_budget: Duration,
+    /// Where the run's pipeline events go (after the syncs and the freshness check).
+    pub publisher: crate::publish::SharedPublisher,
 }
 
 impl Default for Settings {
@@ -41,6 +44,7 @@ impl Default for Settings {
             interval: chrono::Duration::minutes(15),
             concurrency: 4,
             per_connector_budget: Duration::from_secs(240),
+            publisher: Default::default(),
         }
     }
 }
@@ -64,6 +68,10 @@ pub struct Summary {
     pub succeeded: usize,
     pub failed: usize,
     pub outcomes: Vec<ConnectorOutcome>,
+    /// New `freshness_breached` events of this run (spaces with a connector).
+    pub freshness_breaches: usize,
+    /// Pipeline events published (or left for the next run) at the end of the run.
+    pub delivery: crate::publish::Delivery,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +86,18 @@ pub async fn due_connectors(
     repo: &Repository,
     interval: chrono::Duration,
 ) -> Result<Vec<Connector>, crate::Error> {
+    due_among(repo, repo.list_all_connectors().await?, interval).await
+}
+
+/// Those of `connectors` that are due now.
+async fn due_among(
+    repo: &Repository,
+    connectors: Vec<Connector>,
+    interval: chrono::Duration,
+) -> Result<Vec<Connector>, crate::Error> {
     let now = Utc::now();
     let mut due = Vec::new();
-    for connector in repo.list_all_connectors().await? {
+    for connector in connectors {
         let checkpoint = repo.get_checkpoint(connector.id).await?;
         let is_due = checkpoint.pending.is_some()
             || checkpoint
@@ -115,6 +132,8 @@ pub async fn sync_all(
         succeeded,
         failed,
         outcomes,
+        freshness_breaches: 0,
+        delivery: Default::default(),
     }
 }
 
@@ -233,8 +252,10 @@ pub async fn run(
     settings: &Settings,
     deadline: Instant,
 ) -> Result<Summary, ScheduledSyncError> {
-    let due = due_connectors(repo, settings.interval).await?;
-    let summary = sync_all(
+    let connectors = repo.list_all_connectors().await?;
+    let spaces: BTreeSet<Uuid> = connectors.iter().map(|c| c.space_id).collect();
+    let due = due_among(repo, connectors, settings.interval).await?;
+    let mut summary = sync_all(
         repo,
         secrets,
         due,
@@ -243,6 +264,17 @@ pub async fn run(
         deadline,
     )
     .await;
+    // After the syncs (a success they just mirrored is no breach), even when Airflow is
+    // silent or unreachable. A store failure here is logged; the next run checks again.
+    match crate::service::freshness::check_spaces(repo, &spaces, Utc::now()).await {
+        Ok(new) => summary.freshness_breaches = new,
+        Err(error) => {
+            tracing::warn!(target: LOG_TARGET, %error, "freshness check failed");
+        }
+    }
+    // Publishing never fails the run; what is not published stays for the next one.
+    let left = deadline.saturating_duration_since(Instant::now());
+    summary.delivery = settings.publisher.deliver_within(repo, left).await;
     // The heartbeat: a run that got this far emits it whatever its connectors' outcomes (they
     // have their own metrics); a run that failed, timed out or never started does not, and the
     // heartbeat alarm treats the missing data as breaching.

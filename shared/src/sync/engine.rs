@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{Progress, SyncOptions, mapping};
 use crate::airflow::{AirflowClient, AirflowError, DagRun, TaskInstance};
-use crate::domain::model::{Connector, Pipeline, Run, TaskRun};
+use crate::domain::events;
+use crate::domain::model::{Connector, Pipeline, Run, RunStatus, TaskRun};
 use crate::domain::sync::{Checkpoint, Counts, PendingSync, SyncCounts};
 use crate::error::Error;
 use crate::repo::{Repository, RunWithTasks};
@@ -51,6 +52,9 @@ pub(super) struct Engine<'a> {
     now: DateTime<Utc>,
     /// The connector's pipelines by DAG id, as of this sync.
     pipelines: HashMap<String, Pipeline>,
+    /// Runs running as far as this sync knows (the pipelines' latest runs, then what it
+    /// ingests): checked for `run_longer_than_usual` once the runs are read.
+    running: HashMap<Uuid, (Uuid, String, DateTime<Utc>)>,
     counts: SyncCounts,
     warnings: Vec<String>,
 }
@@ -80,8 +84,9 @@ impl<'a> Engine<'a> {
             pending,
             checkpoint,
             deadline: Instant::now() + options.budget,
-            now: Utc::now(),
+            now: options.now.unwrap_or_else(Utc::now),
             pipelines: HashMap::new(),
+            running: HashMap::new(),
             counts: SyncCounts::default(),
             warnings: Vec::new(),
         }
@@ -89,6 +94,12 @@ impl<'a> Engine<'a> {
 
     pub(super) fn finish(self) -> (PendingSync, SyncCounts, Vec<String>) {
         (self.pending, self.counts, self.warnings)
+    }
+
+    /// Whether transitions become events: not while a connector's history is first loaded
+    /// (its first sync, resumed or not: every past failure would be reported as news).
+    fn detect(&self) -> bool {
+        self.pending.since.is_some()
     }
 
     fn out_of_time(&self) -> bool {
@@ -152,6 +163,9 @@ impl<'a> Engine<'a> {
                 page.total_entries,
             );
         }
+        if self.detect() {
+            self.check_running_runs().await?;
+        }
         loop {
             if self.out_of_time() {
                 return Ok(Finish::OutOfTime);
@@ -207,7 +221,22 @@ impl<'a> Engine<'a> {
                 let unchanged = old.map(|old| mapping::same_airflow_fields(old, &fresh));
                 count(&mut self.counts.pipelines, unchanged);
                 if unchanged != Some(true) {
-                    self.repo.upsert_pipeline_metadata(&fresh).await?;
+                    let transitions = old
+                        .map(|old| events::pipeline_transitions(old, &fresh, self.now))
+                        .unwrap_or_default();
+                    self.repo
+                        .upsert_pipeline_metadata_with_events(&fresh, transitions)
+                        .await?;
+                }
+                if let Some(latest) = old
+                    .and_then(|old| old.latest_run.as_ref())
+                    .filter(|run| run.status == RunStatus::Running)
+                    && let Some(started) = latest.started_at
+                {
+                    // The DAG run id is not on the reference: the event names it when the
+                    // run is read in this sync (below), else it is left out.
+                    self.running
+                        .insert(latest.id, (fresh.id, String::new(), started));
                 }
                 // Keep the stored record when there is one: it carries the platform's fields.
                 let current = old.cloned().unwrap_or(fresh);
@@ -230,7 +259,10 @@ impl<'a> Engine<'a> {
                     synced_at: self.now,
                     ..old.clone()
                 };
-                self.repo.upsert_pipeline_metadata(&gone).await?;
+                let transitions = events::pipeline_transitions(&old, &gone, self.now);
+                self.repo
+                    .upsert_pipeline_metadata_with_events(&gone, transitions)
+                    .await?;
                 self.counts.pipelines.updated += 1;
             } else {
                 self.counts.pipelines.unchanged += 1;
@@ -263,6 +295,15 @@ impl<'a> Engine<'a> {
         let stored = self.repo.runs_by_id(self.connector.space_id, &ids).await?;
         let mut changed: HashMap<Uuid, Vec<RunWithTasks>> = HashMap::new();
         for run in runs {
+            match (run.status, run.started_at) {
+                (RunStatus::Running, Some(started)) => {
+                    let seen = (run.pipeline_id, run.dag_run_id.clone(), started);
+                    self.running.insert(run.id, seen);
+                }
+                _ => {
+                    self.running.remove(&run.id);
+                }
+            }
             let unchanged = stored.get(&run.id).map(|old| run.same_as(old));
             count(&mut self.counts.runs, unchanged);
             if unchanged != Some(true) {
@@ -277,7 +318,41 @@ impl<'a> Engine<'a> {
         }
         for (pipeline_id, runs) in changed {
             let pipeline = self.pipeline_by_id(pipeline_id);
-            self.repo.ingest_runs(&pipeline, runs, self.now).await?;
+            self.repo
+                .ingest_runs_detecting(&pipeline, runs, self.now, self.detect())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Runs still running that have taken longer than their pipeline's runs usually take
+    /// become `run_longer_than_usual` events (one per run: the id is the run's start), with
+    /// one batch read of their pipelines' series.
+    async fn check_running_runs(&mut self) -> Result<(), Stop> {
+        if self.running.is_empty() {
+            return Ok(());
+        }
+        let mut pipeline_ids: Vec<Uuid> = self.running.values().map(|(p, _, _)| *p).collect();
+        pipeline_ids.sort_unstable();
+        pipeline_ids.dedup();
+        let series = self.repo.series_for(&pipeline_ids).await?;
+        let mut found = Vec::new();
+        for (run_id, (pipeline_id, dag_run_id, started)) in &self.running {
+            let Some(series) = series.get(pipeline_id) else {
+                continue;
+            };
+            let pipeline = self.pipeline_by_id(*pipeline_id);
+            if let Some(mut event) =
+                events::running_run(&pipeline, series, *run_id, dag_run_id, *started, self.now)
+            {
+                if dag_run_id.is_empty() {
+                    event.dag_run_id = None;
+                }
+                found.push(event);
+            }
+        }
+        for event in found {
+            self.repo.record_event(&event).await?;
         }
         Ok(())
     }
@@ -400,6 +475,21 @@ impl<'a> Engine<'a> {
             self.repo.delete_task_runs(&obsolete).await?;
         }
 
+        if self.detect() {
+            let mut running: HashMap<Uuid, Vec<TaskRun>> = HashMap::new();
+            for task_run in tries.iter().filter(|t| t.status == "running") {
+                running
+                    .entry(task_run.pipeline_id)
+                    .or_default()
+                    .push(task_run.clone());
+            }
+            for (pipeline_id, tries) in running {
+                let pipeline = self.pipeline_by_id(pipeline_id);
+                self.repo
+                    .detect_running_tries(&pipeline, &tries, self.now)
+                    .await?;
+            }
+        }
         let mut changed: HashMap<Uuid, Vec<TaskRun>> = HashMap::new();
         for task_run in tries {
             let unchanged = stored.get(&task_run.id).map(|old| task_run.same_as(old));

@@ -63,6 +63,7 @@ pub fn pipeline(dag: &Dag, connector: &Connector, now: DateTime<Utc>) -> Pipelin
         criticality: None,
         governance_updated_by: None,
         governance_updated_at: None,
+        freshness_interval_seconds: None,
         latest_run: None,
         last_success: None,
         last_failure: None,

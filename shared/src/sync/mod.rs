@@ -56,6 +56,9 @@ pub struct SyncOptions {
     /// joined by a second one; a crashed sync's lease frees itself after budget + margin.
     pub lease_margin: chrono::Duration,
     pub progress: Option<ProgressFn>,
+    /// The sync's clock (the time runs are judged against, e.g. how long a running run has
+    /// taken); `None` = the system clock. Tests set it to move time without waiting.
+    pub now: Option<chrono::DateTime<Utc>>,
 }
 
 impl SyncOptions {
@@ -68,6 +71,7 @@ impl SyncOptions {
             overlap: chrono::Duration::minutes(5),
             lease_margin: chrono::Duration::minutes(2),
             progress: None,
+            now: None,
         }
     }
 }

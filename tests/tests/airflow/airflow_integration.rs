@@ -241,6 +241,21 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
         airflow.runs().await[&("it_failing".to_string(), failing_run.clone())],
         "failed"
     );
+    // The failed run is one pipeline event (issue 17), and only one.
+    let failures = async || {
+        let (status, events) = body(
+            app.get("/events?type=run_failed", Some(&app.keys.viewer))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{events}");
+        events.as_array().unwrap().clone()
+    };
+    let failed_events = failures().await;
+    assert_eq!(failed_events.len(), 1, "{failed_events:?}");
+    assert_eq!(failed_events[0]["dag_id"], "it_failing");
+    assert_eq!(failed_events[0]["dag_run_id"], failing_run.as_str());
+    assert_eq!(failed_events[0]["details"]["status"], "failed");
     // Then the failure is fixed in Airflow and the task cleared: it runs as try 1, and
     // Airflow 3 keeps the try 0 in its tries list. The mirror must keep it too.
     let run_path = format!("/dags/it_failing/dagRuns/{}", urlencode(&failing_run));
@@ -408,6 +423,8 @@ async fn sync_trigger_and_resync_against_a_real_airflow() {
         .filter(|pk| !pk.starts_with("CONNECTOR#") && !pk.starts_with("RATE#"))
         .collect();
     assert!(data_writes.is_empty(), "{data_writes:?}");
+    // However often it is synced, the failure stays one event.
+    assert_eq!(failures().await.len(), 1);
 
     // A DAG removed from Airflow: inactive after a sync, and triggering it is Airflow's 404.
     let folder =

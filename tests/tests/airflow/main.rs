@@ -6,5 +6,7 @@ mod airflow_client;
 mod airflow_endpoints;
 mod airflow_integration;
 mod deadlines;
+mod event_delivery;
+mod events;
 mod sync;
 mod sync_convergence;

@@ -209,4 +209,20 @@ async fn the_demo_loads_on_moto_within_a_minute() {
         "demo ({} runs, {} task runs) loaded on moto in {elapsed:?}",
         outcome.runs, outcome.task_runs
     );
+    // The demo shows a few pipeline events: the last day's failures and recoveries, and a
+    // freshness breach of the pipeline expected hourly.
+    let events = repo
+        .list_events(outcome.space_id, None, chrono::Utc::now())
+        .await
+        .unwrap();
+    let kinds: std::collections::HashSet<_> = events.iter().map(|e| e.event_type).collect();
+    use shared::domain::events::EventType;
+
+    assert!(kinds.contains(&EventType::RunFailed), "{kinds:?}");
+    assert!(kinds.contains(&EventType::FreshnessBreached), "{kinds:?}");
+    assert!(
+        events.len() < 100,
+        "a few, not the history: {}",
+        events.len()
+    );
 }

@@ -114,6 +114,13 @@ fn endpoints(team_id: Uuid) -> Vec<Endpoint> {
             200,
         ),
         endpoint(
+            Method::PATCH,
+            "/pipelines/{pipeline_id}/freshness",
+            Some(json!({ "expected_interval_seconds": 3600 })),
+            Access::Govern,
+            200,
+        ),
+        endpoint(
             Method::PUT,
             "/pipelines/{pipeline_id}/watch",
             None,
@@ -142,6 +149,7 @@ fn endpoints(team_id: Uuid) -> Vec<Endpoint> {
             200,
         ),
         endpoint(Method::GET, "/runs/{run_id}", None, Access::Read, 200),
+        endpoint(Method::GET, "/events", None, Access::Read, 200),
         endpoint(
             Method::POST,
             "/connectors/{connector_id}/sync",

@@ -77,14 +77,16 @@ impl Function {
 }
 
 /// Every HTTP API (payload v2) fixture: one per route of the contract.
-pub(crate) const FIXTURES: [(Function, &str); 18] = [
+pub(crate) const FIXTURES: [(Function, &str); 20] = [
     (Function::Pipelines, "list-pipelines"),
     (Function::Pipelines, "get-pipeline"),
     (Function::Pipelines, "set-team"),
     (Function::Pipelines, "set-criticality"),
+    (Function::Pipelines, "set-freshness"),
     (Function::Pipelines, "watch"),
     (Function::Pipelines, "unwatch"),
     (Function::Pipelines, "trigger"),
+    (Function::Pipelines, "list-events"),
     (Function::Runs, "list-runs"),
     (Function::Runs, "get-run"),
     (Function::Comments, "list-run-comments"),
@@ -473,6 +475,19 @@ async fn pipelines_function_serves_its_fixtures() {
             .is_some_and(|ct| ct.starts_with("application/json"))
     );
 
+    let events = pipelines("list-events").await;
+    assert_eq!(events.status, 200, "{:?}", events.body);
+    assert_eq!(
+        events.body,
+        serde_json::json!([]),
+        "a synced failure would be one"
+    );
+    assert_eq!(
+        events.header("x-page-size"),
+        Some("10"),
+        "?size=10 was read"
+    );
+
     let get = pipelines("get-pipeline").await;
     assert_eq!(get.status, 200, "{:?}", get.body);
     assert_eq!(get.body["id"], pipeline.id.to_string());
@@ -486,6 +501,10 @@ async fn pipelines_function_serves_its_fixtures() {
     let criticality = pipelines("set-criticality").await;
     assert_eq!(criticality.status, 200, "{:?}", criticality.body);
     assert_eq!(criticality.body["criticality"], "high");
+
+    let freshness = pipelines("set-freshness").await;
+    assert_eq!(freshness.status, 200, "{:?}", freshness.body);
+    assert_eq!(freshness.body["expected_interval_seconds"], 86400);
 
     let watch = pipelines("watch").await;
     assert_eq!((watch.status, &watch.body), (204, &Value::Null));
@@ -897,7 +916,8 @@ async fn every_fixture_finds_the_data_of_admin_load_fixtures() {
     let state = AppState::new(repo.clone());
     let ids = Ids::new(KEY);
     let expected = [
-        200, 200, 200, 200, 204, 204, 201, 200, 200, 200, 201, 200, 201, 200, 200, 204, 200, 200,
+        200, 200, 200, 200, 200, 204, 204, 201, 200, 200, 200, 200, 201, 200, 201, 200, 200, 204,
+        200, 200,
     ];
     for ((function, name), status) in FIXTURES.into_iter().zip(expected) {
         let answer = send(function, name, &state, &ids).await;

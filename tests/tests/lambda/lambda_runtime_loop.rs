@@ -185,6 +185,12 @@ async fn start() -> Run {
     let local_table = orchestration_tests::dynamo_table().await;
     let (lambda_airflow, local_airflow) = (airflow().await, airflow().await);
     let secret_arn = create_secret(&moto, "admin").await;
+    // The stack's pipeline events bus (template.yaml `EventBus`, named after the stack).
+    create_event_bus(
+        &moto,
+        &format!("{}-pipeline-events", lambda_table.table_name()),
+    )
+    .await;
     let lambda_repo = Repository::new(Arc::new(lambda_table.clone()));
     let loaded = local::admin::run(
         &lambda_repo,
@@ -250,6 +256,23 @@ async fn start() -> Run {
     }
 }
 
+/// An EventBridge bus in moto.
+async fn create_event_bus(moto: &str, name: &str) {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto)
+        .region(aws_config::Region::new(
+            orchestration_tests::aws_recorder::REGION,
+        ))
+        .load()
+        .await;
+    aws_sdk_eventbridge::Client::new(&config)
+        .create_event_bus()
+        .name(name)
+        .send()
+        .await
+        .expect("create the events bus in moto");
+}
+
 /// The whole run's bound (it takes seconds; a wait nothing else bounds cannot hang the suite).
 const RUN_BOUND: Duration = Duration::from_secs(600);
 
@@ -269,6 +292,8 @@ async fn runtime_loop() {
     run.fixture("pipelines/get-pipeline", 200).await;
     run.fixture("pipelines/set-team", 200).await;
     run.fixture("pipelines/set-criticality", 200).await;
+    run.fixture("pipelines/set-freshness", 200).await;
+    run.fixture("pipelines/list-events", 200).await;
     run.fixture("pipelines/watch", 204).await;
     let watched = run.fixture("pipelines/get-pipeline", 200).await;
     assert_eq!(watched.body["watched"], true);
