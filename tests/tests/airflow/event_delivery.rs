@@ -304,7 +304,9 @@ async fn a_failing_webhook_keeps_events_until_it_accepts_them(backend: Backend) 
 async fn expired_events_leave_the_feed_and_the_outbox(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let pipeline = app.add_pipeline(&app.connector, "etl", |_| {}).await;
-    let short = app.repo.clone().with_event_retention(Span::seconds(1));
+    // Long enough for the checks before the wait on a loaded machine (2 cores running the
+    // other tests), short enough for a test.
+    let short = app.repo.clone().with_event_retention(Span::seconds(4));
     let now = Utc::now();
     let event = Event::new(&pipeline, EventType::PipelinePaused, "test", now, now);
     assert!(short.record_event(&event).await.unwrap());
@@ -317,7 +319,9 @@ async fn expired_events_leave_the_feed_and_the_outbox(backend: Backend) {
     };
     assert_eq!(feed().await.len(), 1);
     assert_eq!(short.pending_events(10).await.unwrap().len(), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let expired_at = now + Span::seconds(4) + Span::milliseconds(100);
+    let wait = (expired_at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
     assert!(feed().await.is_empty());
     assert!(short.pending_events(10).await.unwrap().is_empty());
     let outbox = shared::store::Query::partition(shared::store::Index::Primary, "OUTBOX");
