@@ -20,6 +20,12 @@ pub fn space(slug: &str) -> Key {
     Key::new(format!("SLUG#{slug}"), "SPACE")
 }
 
+/// A space's slug by its id (written with the space): what links to a space's objects need
+/// where only its id is known (pipeline events).
+pub fn space_by_id(space_id: Uuid) -> Key {
+    Key::new(format!("SPACEID#{space_id}"), "SPACE")
+}
+
 pub fn membership(slug: &str, user_id: Uuid) -> Key {
     Key::new(format!("SLUG#{slug}"), format!("MEMBER#{user_id}"))
 }

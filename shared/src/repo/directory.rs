@@ -9,7 +9,9 @@ use crate::domain::api_key;
 use crate::domain::model::{ApiKey, Connector, Membership, Role, Space, Team, User};
 use crate::error::{Error, Result};
 use crate::keys;
-use crate::store::{Condition, Index, Query, SortKey, StoreError, Update, query_all};
+use crate::store::{
+    Condition, Index, Item, PK, Query, SK, SortKey, StoreError, TransactOp, Update, query_all,
+};
 
 /// A freshly created key: the secret is returned once and never stored.
 pub struct NewApiKey {
@@ -30,13 +32,43 @@ impl Repository {
             created_at: now,
         };
         let item = to_item(&space, "space", keys::space(slug), None)?;
-        match self.table.put(item, Some(Condition::NotExists)).await {
+        // The slug by id, in the same transaction (a fresh id never exists).
+        let by_id = keys::space_by_id(space.id);
+        let mut slug_item = Item::new();
+        slug_item.insert(PK.into(), by_id.pk.into());
+        slug_item.insert(SK.into(), by_id.sk.into());
+        slug_item.insert("kind".into(), "space_slug".into());
+        slug_item.insert("slug".into(), slug.into());
+        let written = self
+            .table
+            .transact_write(vec![
+                TransactOp::Put {
+                    item,
+                    condition: Some(Condition::NotExists),
+                },
+                TransactOp::Put {
+                    item: slug_item,
+                    condition: Some(Condition::NotExists),
+                },
+            ])
+            .await;
+        match written {
             Ok(()) => Ok(space),
-            Err(StoreError::ConditionFailed) => Err(Error::Conflict(format!(
-                "A space with slug '{slug}' already exists"
-            ))),
+            Err(StoreError::TransactionCancelled { index: Some(0) }) => Err(Error::Conflict(
+                format!("A space with slug '{slug}' already exists"),
+            )),
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// A space's slug by its id: the item written with the space, else (spaces created before
+    /// it existed) `None`.
+    pub async fn space_slug_by_id(&self, space_id: Uuid) -> Result<Option<String>> {
+        Ok(self
+            .table
+            .get(&keys::space_by_id(space_id))
+            .await?
+            .and_then(|item| item.get("slug")?.as_str().map(str::to_string)))
     }
 
     pub async fn get_space(&self, slug: &str) -> Result<Option<Space>> {

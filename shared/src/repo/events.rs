@@ -178,10 +178,16 @@ impl Repository {
             .collect())
     }
 
-    /// The slug of a space known by id (spaces are keyed by slug): through the memberships of
-    /// its connectors' creators (GSI1 `USER#<user>`). `None` for a space without connectors,
-    /// or whose connectors' creators all left it.
+    /// The slug of a space known by id (spaces are keyed by slug): the `SPACEID#<id>` item
+    /// written with the space; for a space created before that item existed, through the
+    /// memberships of its connectors' creators (GSI1 `USER#<user>`), `None` when all of them
+    /// left it.
     pub async fn space_slug(&self, space_id: uuid::Uuid) -> Result<Option<String>> {
+        if let Some(slug) = self.space_slug_by_id(space_id).await? {
+            return Ok(Some(slug));
+        }
+        // A space created before its slug-by-id item existed: through the memberships of
+        // its connectors' creators.
         let mut creators: Vec<uuid::Uuid> = self
             .list_connectors(space_id)
             .await?

@@ -331,7 +331,36 @@ async fn expired_events_leave_the_feed_and_the_outbox(backend: Backend) {
     assert!(left.is_empty(), "removed, not only hidden: {left:?}");
 }
 
+/// Events name their space by slug in their links: found by the space's id for any space
+/// (the item written with it), whatever its members and connectors; a slug taken twice
+/// leaves neither the second space nor its slug item.
+async fn a_space_slug_is_found_by_its_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let now = Utc::now();
+    let lonely = app
+        .repo
+        .create_space("no-members", "No members", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.repo.space_slug(lonely.id).await.unwrap().as_deref(),
+        Some("no-members"),
+        "a space without members or connectors"
+    );
+    let taken = app.repo.create_space("no-members", "Again", now).await;
+    assert!(
+        matches!(taken, Err(shared::error::Error::Conflict(_))),
+        "{taken:?}"
+    );
+    let spaces = shared::store::Query::partition(shared::store::Index::Primary, "SLUG#no-members");
+    let items = shared::store::query_all(app.repo.table(), spaces)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1, "one space item: {items:?}");
+}
+
 on_both_backends!(
+    a_space_slug_is_found_by_its_id,
     eventbridge_gets_every_event_once_after_a_failure,
     expired_events_leave_the_feed_and_the_outbox,
     a_failing_webhook_keeps_events_until_it_accepts_them,
