@@ -250,9 +250,14 @@ pub async fn run(
                     .await?
                     .with_context(|| format!("no such space: {slug}"))?;
                 let (entries, watches) = repo.rebuild_listing(space.id).await?;
-                rebuilt.push(
-                    json!({ "space": slug, "entries_written": entries, "watches_moved": watches }),
-                );
+                // The space's slug by id (events' links), also missing from older tables.
+                let slug_written = repo.ensure_space_slug(&space).await?;
+                rebuilt.push(json!({
+                    "space": slug,
+                    "entries_written": entries,
+                    "watches_moved": watches,
+                    "slug_item_written": slug_written,
+                }));
             }
             json!(rebuilt)
         }

@@ -19,8 +19,19 @@ pub struct NewApiKey {
     pub secret: String,
 }
 
+/// The item naming a space's slug by its id.
+fn space_slug_item(space: &Space) -> Item {
+    let key = keys::space_by_id(space.id);
+    let mut item = Item::new();
+    item.insert(PK.into(), key.pk.into());
+    item.insert(SK.into(), key.sk.into());
+    item.insert("kind".into(), "space_slug".into());
+    item.insert("slug".into(), space.slug.clone().into());
+    item
+}
+
 impl Repository {
-    /// Creates a space; 409 if the slug is taken.
+    /// Creates a space (with its slug-by-id item); 409 if the slug is taken.
     pub async fn create_space(&self, slug: &str, name: &str, now: DateTime<Utc>) -> Result<Space> {
         if !api_key::is_valid_slug(slug) {
             return Err(Error::InvalidSlug);
@@ -33,12 +44,7 @@ impl Repository {
         };
         let item = to_item(&space, "space", keys::space(slug), None)?;
         // The slug by id, in the same transaction (a fresh id never exists).
-        let by_id = keys::space_by_id(space.id);
-        let mut slug_item = Item::new();
-        slug_item.insert(PK.into(), by_id.pk.into());
-        slug_item.insert(SK.into(), by_id.sk.into());
-        slug_item.insert("kind".into(), "space_slug".into());
-        slug_item.insert("slug".into(), slug.into());
+        let slug_item = space_slug_item(&space);
         let written = self
             .table
             .transact_write(vec![
@@ -61,14 +67,29 @@ impl Repository {
         }
     }
 
-    /// A space's slug by its id: the item written with the space, else (spaces created before
-    /// it existed) `None`.
-    pub async fn space_slug_by_id(&self, space_id: Uuid) -> Result<Option<String>> {
+    /// A space's slug by its id (spaces are keyed by slug): the `SPACEID#<id>` item written
+    /// with the space. `None` for a space created before that item existed, until
+    /// `orchestration admin rebuild-listings` writes it ([`Repository::ensure_space_slug`]).
+    pub async fn space_slug(&self, space_id: Uuid) -> Result<Option<String>> {
         Ok(self
             .table
             .get(&keys::space_by_id(space_id))
             .await?
             .and_then(|item| item.get("slug")?.as_str().map(str::to_string)))
+    }
+
+    /// Writes a space's `SPACEID#<id>` item if it has none (spaces created before it existed);
+    /// idempotent. Returns whether it wrote it.
+    pub async fn ensure_space_slug(&self, space: &Space) -> Result<bool> {
+        match self
+            .table
+            .put(space_slug_item(space), Some(Condition::NotExists))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
     }
 
     pub async fn get_space(&self, slug: &str) -> Result<Option<Space>> {

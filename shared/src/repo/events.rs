@@ -177,37 +177,6 @@ impl Repository {
             .filter_map(|item| item.get("SK")?.as_str()?.strip_prefix(prefix)?.parse().ok())
             .collect())
     }
-
-    /// The slug of a space known by id (spaces are keyed by slug): the `SPACEID#<id>` item
-    /// written with the space; for a space created before that item existed, through the
-    /// memberships of its connectors' creators (GSI1 `USER#<user>`), `None` when all of them
-    /// left it.
-    pub async fn space_slug(&self, space_id: uuid::Uuid) -> Result<Option<String>> {
-        if let Some(slug) = self.space_slug_by_id(space_id).await? {
-            return Ok(Some(slug));
-        }
-        // A space created before its slug-by-id item existed: through the memberships of
-        // its connectors' creators.
-        let mut creators: Vec<uuid::Uuid> = self
-            .list_connectors(space_id)
-            .await?
-            .into_iter()
-            .map(|c| c.created_by)
-            .collect();
-        creators.dedup();
-        for user_id in creators {
-            let (pk, _) = keys::membership_gsi1(user_id, "");
-            let query =
-                Query::partition(Index::Gsi1, pk).sort(SortKey::BeginsWith("MEMBER#".into()));
-            for item in query_all(self.table(), query).await? {
-                let membership: crate::domain::model::Membership = from_item(item)?;
-                if membership.space_id == space_id {
-                    return Ok(Some(membership.space_slug));
-                }
-            }
-        }
-        Ok(None)
-    }
 }
 
 fn not_expired(item: &Item, now: i64) -> bool {

@@ -333,7 +333,8 @@ async fn expired_events_leave_the_feed_and_the_outbox(backend: Backend) {
 
 /// Events name their space by slug in their links: found by the space's id for any space
 /// (the item written with it), whatever its members and connectors; a slug taken twice
-/// leaves neither the second space nor its slug item.
+/// leaves neither the second space nor its slug item; an older space gets the item from the
+/// upgrade command (`ensure_space_slug`, run by `admin rebuild-listings`).
 async fn a_space_slug_is_found_by_its_id(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let now = Utc::now();
@@ -357,6 +358,23 @@ async fn a_space_slug_is_found_by_its_id(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(items.len(), 1, "one space item: {items:?}");
+
+    // A space of an older table has no such item until the upgrade command writes it.
+    app.repo
+        .table()
+        .delete(&shared::keys::space_by_id(lonely.id), None)
+        .await
+        .unwrap();
+    assert_eq!(app.repo.space_slug(lonely.id).await.unwrap(), None);
+    assert!(app.repo.ensure_space_slug(&lonely).await.unwrap());
+    assert!(
+        !app.repo.ensure_space_slug(&lonely).await.unwrap(),
+        "idempotent"
+    );
+    assert_eq!(
+        app.repo.space_slug(lonely.id).await.unwrap().as_deref(),
+        Some("no-members")
+    );
 }
 
 on_both_backends!(
