@@ -178,19 +178,8 @@ pub fn run_transition(
     let ended = run.ended_at.unwrap_or(now);
     // The end time is part of the identity: a cleared run that fails again is another event.
     let identity = format!("{}/{}", run.id, stamp(ended));
-    match run.status {
-        RunStatus::Failed => {
-            let mut event =
-                Event::new(pipeline, EventType::RunFailed, &identity, ended, now).for_run(run);
-            event.details = serde_json::json!({
-                "status": run.status.as_str(),
-                "run_type": run.run_type,
-                "started_at": run.started_at,
-                "ended_at": run.ended_at,
-                "duration_seconds": run.duration(),
-            });
-            Some(event)
-        }
+    let event_type = match run.status {
+        RunStatus::Failed => EventType::RunFailed,
         RunStatus::Success if stored.is_none_or(|s| s.status != RunStatus::Success) => {
             let previous = series
                 .samples()
@@ -201,19 +190,19 @@ pub fn run_transition(
             if previous.status != RunStatus::Failed {
                 return None;
             }
-            let mut event =
-                Event::new(pipeline, EventType::RunRecovered, &identity, ended, now).for_run(run);
-            event.details = serde_json::json!({
-                "status": run.status.as_str(),
-                "run_type": run.run_type,
-                "started_at": run.started_at,
-                "ended_at": run.ended_at,
-                "duration_seconds": run.duration(),
-            });
-            Some(event)
+            EventType::RunRecovered
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    let mut event = Event::new(pipeline, event_type, &identity, ended, now).for_run(run);
+    event.details = serde_json::json!({
+        "status": run.status.as_str(),
+        "run_type": run.run_type,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "duration_seconds": run.duration(),
+    });
+    Some(event)
 }
 
 /// The transitions between a stored pipeline and what Airflow says now (paused, unpaused,
